@@ -1,0 +1,495 @@
+"""AWS Signature Version 4, as pure functions.
+
+Nothing here does I/O, reads the clock (unless ``now`` is left out) or
+changes its arguments: the caller passes a method, a URL, headers and a body
+(or its hash), and gets back the headers to add (:func:`sign_headers`) or a
+presigned URL (:func:`presign_url`).
+
+The module follows the steps of the SigV4 specification under the spec's
+own names, each a public function so that a verifier (the local emulators)
+can rebuild a signature from the parts of a received request:
+
+1. :func:`canonical_request` from :func:`canonical_uri`,
+   :func:`canonical_query_string` and :func:`canonical_headers`;
+2. :func:`string_to_sign` over the :func:`credential_scope`;
+3. :func:`signing_key`, derived from the secret by four HMACs and cached
+   per (secret, date, region, service);
+4. :func:`signature`, the hex HMAC of the string to sign.
+
+Path handling follows every AWS service except S3: the path of the URL is
+normalised (dot segments and repeated slashes removed) and then
+percent-encoded once more. A path that already carries an encoded segment,
+such as the AgentCore invocation path with its ARN as ``arn%3Aaws%3A...``,
+therefore appears double-encoded (``arn%253Aaws...``) in the canonical
+request, which is what AgentCore expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
+
+from .credentials import Credentials
+
+__all__ = [
+    "ALGORITHM",
+    "EMPTY_SHA256",
+    "UNSIGNED_PAYLOAD",
+    "UNSIGNED_HEADERS",
+    "SigningSteps",
+    "canonical_headers",
+    "canonical_query_string",
+    "canonical_request",
+    "canonical_uri",
+    "credential_scope",
+    "header_signing_steps",
+    "presign_url",
+    "query_signing_steps",
+    "sign_headers",
+    "signature",
+    "signing_key",
+    "string_to_sign",
+]
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+#: Headers never signed: hop-by-hop headers that proxies rewrite or drop
+#: (``connection``, ``upgrade`` ... which a WebSocket upgrade carries), and
+#: headers that tracing and clients change in flight. The set matches what
+#: botocore leaves out, so both sign the same request the same way.
+UNSIGNED_HEADERS = frozenset(
+    {
+        "authorization",
+        "baggage",
+        "connection",
+        "expect",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "traceparent",
+        "tracestate",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "user-agent",
+        "x-amzn-trace-id",
+    }
+)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+HeadersInput = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+# Step 1: the canonical request.
+
+
+def canonical_uri(path: str, *, normalize: bool = True) -> str:
+    """The canonical URI of ``path`` (the path part of the URL, as sent).
+
+    With ``normalize`` (every service but S3) dot segments and empty segments
+    are removed first (RFC 3986 section 5.2.4, plus AWS's rule that repeated
+    slashes collapse). The result is then percent-encoded with ``/`` and the
+    unreserved characters left alone: existing ``%XX`` escapes are encoded a
+    second time, as the spec requires for these services.
+    """
+    if not path:
+        path = "/"
+    if normalize:
+        path = _remove_dot_segments(path)
+    return quote(path, safe="/~")
+
+
+def _remove_dot_segments(path: str) -> str:
+    kept: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment and segment != ".":
+            kept.append(segment)
+    leading = "/" if path.startswith("/") else ""
+    trailing = "/" if path.endswith("/") and kept else ""
+    return leading + "/".join(kept) + trailing
+
+
+def _encode(text: str) -> str:
+    # RFC 3986 unreserved characters stay; everything else, "/" included, is
+    # percent-encoded with upper-case hex from its UTF-8 bytes.
+    return quote(text, safe="-_.~")
+
+
+def canonical_query_string(query: str | Iterable[tuple[str, str]]) -> str:
+    """The canonical query string of a raw query or of decoded pairs.
+
+    A raw query (``"b=2&a=%E1%88%B4"``) is split on ``&`` and ``=``, each
+    part percent-decoded and encoded again the spec's way, so any encoding
+    and any order give the same result. Pairs are sorted by encoded key,
+    then by encoded value.
+    """
+    if isinstance(query, str):
+        pairs: Iterable[tuple[str, str]] = _split_query(query)
+    else:
+        pairs = query
+    encoded = sorted((_encode(key), _encode(value)) for key, value in pairs)
+    return "&".join(f"{key}={value}" for key, value in encoded)
+
+
+def _split_query(query: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((unquote(key), unquote(value)))
+    return pairs
+
+
+def canonical_headers(headers: HeadersInput) -> tuple[str, str]:
+    """The canonical headers block and the signed-headers list.
+
+    Names are lower-cased and sorted; values are trimmed and inner runs of
+    whitespace (folded lines included) collapse to one space; repeated names
+    join their values with commas in the order given. The block ends with a
+    newline, as it does inside the canonical request.
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    merged: dict[str, list[str]] = {}
+    for name, value in items:
+        merged.setdefault(name.lower(), []).append(" ".join(value.split()))
+    names = sorted(merged)
+    block = "".join(f"{name}:{','.join(merged[name])}\n" for name in names)
+    return block, ";".join(names)
+
+
+def canonical_request(
+    method: str,
+    uri: str,
+    query: str,
+    headers_block: str,
+    signed_headers: str,
+    payload_hash: str,
+) -> str:
+    """Join the six canonical parts, one per line."""
+    return "\n".join(
+        (method.upper(), uri, query, headers_block, signed_headers, payload_hash)
+    )
+
+
+# Step 2: the string to sign.
+
+
+def credential_scope(datestamp: str, region: str, service: str) -> str:
+    """``YYYYMMDD/region/service/aws4_request``."""
+    return f"{datestamp}/{region}/{service}/aws4_request"
+
+
+def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
+    """The algorithm, the timestamp, the scope and the canonical request's hash."""
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"{ALGORITHM}\n{amz_date}\n{scope}\n{digest}"
+
+
+# Step 3: the signing key.
+
+_KEY_CACHE: dict[tuple[str, str, str, str], bytes] = {}
+_KEY_CACHE_SIZE = 64
+
+
+def signing_key(secret: str, datestamp: str, region: str, service: str) -> bytes:
+    """Derive the day's signing key: HMAC chain over date, region, service.
+
+    Keys are cached per (secret, date, region, service): deriving one costs
+    four HMACs, and a process signs with the same few keys all day. The
+    cache holds at most a few dozen keys and is emptied when full.
+    """
+    cache_key = (secret, datestamp, region, service)
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        key = _hmac(("AWS4" + secret).encode(), datestamp)
+        key = _hmac(key, region)
+        key = _hmac(key, service)
+        key = _hmac(key, "aws4_request")
+        if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[cache_key] = key
+    return key
+
+
+def _hmac(key: bytes, message: str) -> bytes:
+    return hmac.digest(key, message.encode(), "sha256")
+
+
+# Step 4: the signature.
+
+
+def signature(key: bytes, to_sign: str) -> str:
+    """The lower-case hex HMAC-SHA256 of the string to sign."""
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+# Putting the steps together.
+
+
+@dataclass(frozen=True)
+class SigningSteps:
+    """Every intermediate result of one signing, for tests and debugging.
+
+    ``headers`` are the headers to add (header signing) and ``url`` the URL
+    to use (the presigned URL, or the input URL for header signing). The
+    canonical request and the URL may contain the session token, so the
+    ``repr`` shows neither.
+    """
+
+    canonical_request: str = field(repr=False)
+    string_to_sign: str
+    signature: str = field(repr=False)
+    signed_headers: str
+    headers: dict[str, str] = field(repr=False)
+    url: str = field(repr=False)
+
+
+def header_signing_steps(
+    method: str,
+    url: str,
+    headers: HeadersInput | None = None,
+    body: bytes = b"",
+    *,
+    credentials: Credentials,
+    region: str,
+    service: str,
+    now: float | datetime | None = None,
+    payload_hash: str | None = None,
+    content_sha256_header: bool = False,
+    normalize_path: bool = True,
+    sign_session_token: bool = True,
+) -> SigningSteps:
+    """Sign with an ``Authorization`` header; see :func:`sign_headers`."""
+    amz_date, datestamp = _timestamps(now)
+    parts = urlsplit(url)
+    if payload_hash is None:
+        payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+
+    added = {"X-Amz-Date": amz_date}
+    if content_sha256_header:
+        added["X-Amz-Content-Sha256"] = payload_hash
+    token = credentials.session_token
+    if token and sign_session_token:
+        added["X-Amz-Security-Token"] = token
+
+    to_sign = _headers_to_sign(parts, headers, added)
+    block, signed = canonical_headers(to_sign)
+    canonical = canonical_request(
+        method,
+        canonical_uri(parts.path, normalize=normalize_path),
+        canonical_query_string(parts.query),
+        block,
+        signed,
+        payload_hash,
+    )
+    scope = credential_scope(datestamp, region, service)
+    to_sign_text = string_to_sign(amz_date, scope, canonical)
+    key = signing_key(credentials.secret_access_key, datestamp, region, service)
+    sig = signature(key, to_sign_text)
+
+    added["Authorization"] = (
+        f"{ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
+        f"SignedHeaders={signed}, Signature={sig}"
+    )
+    if token and not sign_session_token:
+        # Some services want the token sent but left out of the signature.
+        added["X-Amz-Security-Token"] = token
+    return SigningSteps(canonical, to_sign_text, sig, signed, added, url)
+
+
+def sign_headers(
+    method: str,
+    url: str,
+    headers: HeadersInput | None = None,
+    body: bytes = b"",
+    *,
+    credentials: Credentials,
+    region: str,
+    service: str,
+    now: float | datetime | None = None,
+    payload_hash: str | None = None,
+    content_sha256_header: bool = False,
+    normalize_path: bool = True,
+) -> dict[str, str]:
+    """Return the headers that sign this request with SigV4.
+
+    ``url`` is the full URL as it will be sent (path already percent-encoded,
+    query in any order). ``headers`` are the headers that will be sent and
+    should be signed (``Host`` is taken from the URL when absent; the
+    headers in :data:`UNSIGNED_HEADERS` are skipped). The payload hash is
+    ``payload_hash`` when given (for example :data:`UNSIGNED_PAYLOAD`), else
+    the SHA-256 of ``body``. ``now`` is a Unix time or an aware datetime;
+    left out, the clock is read.
+
+    The result holds ``X-Amz-Date``, ``Authorization``, ``X-Amz-Security-Token``
+    when the credentials carry a token, and ``X-Amz-Content-Sha256`` when
+    ``content_sha256_header`` is set. The caller's objects are not changed.
+    """
+    return header_signing_steps(
+        method,
+        url,
+        headers,
+        body,
+        credentials=credentials,
+        region=region,
+        service=service,
+        now=now,
+        payload_hash=payload_hash,
+        content_sha256_header=content_sha256_header,
+        normalize_path=normalize_path,
+    ).headers
+
+
+def query_signing_steps(
+    method: str,
+    url: str,
+    headers: HeadersInput | None = None,
+    body: bytes = b"",
+    *,
+    credentials: Credentials,
+    region: str,
+    service: str,
+    expires: int = 300,
+    now: float | datetime | None = None,
+    payload_hash: str | None = None,
+    normalize_path: bool = True,
+    sign_session_token: bool = True,
+) -> SigningSteps:
+    """Sign with query parameters; see :func:`presign_url`."""
+    if not 1 <= expires <= 604800:
+        raise ValueError("expires must be between 1 and 604800 seconds")
+    amz_date, datestamp = _timestamps(now)
+    parts = urlsplit(url)
+    if payload_hash is None:
+        payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+    scope = credential_scope(datestamp, region, service)
+
+    to_sign = _headers_to_sign(parts, headers, {})
+    block, signed = canonical_headers(to_sign)
+    auth_params = [
+        ("X-Amz-Algorithm", ALGORITHM),
+        ("X-Amz-Credential", f"{credentials.access_key_id}/{scope}"),
+        ("X-Amz-Date", amz_date),
+        ("X-Amz-Expires", str(expires)),
+        ("X-Amz-SignedHeaders", signed),
+    ]
+    token = credentials.session_token
+    if token and sign_session_token:
+        auth_params.append(("X-Amz-Security-Token", token))
+    params = [*_split_query(parts.query), *auth_params]
+
+    canonical = canonical_request(
+        method,
+        canonical_uri(parts.path, normalize=normalize_path),
+        canonical_query_string(params),
+        block,
+        signed,
+        payload_hash,
+    )
+    to_sign_text = string_to_sign(amz_date, scope, canonical)
+    key = signing_key(credentials.secret_access_key, datestamp, region, service)
+    sig = signature(key, to_sign_text)
+
+    # The caller's own parameters keep their order and encoding; the
+    # authentication parameters follow, the signature last.
+    extra = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in auth_params)
+    if token and not sign_session_token:
+        extra += f"&X-Amz-Security-Token={_encode(token)}"
+    extra += f"&X-Amz-Signature={sig}"
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    signed_url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    return SigningSteps(canonical, to_sign_text, sig, signed, {}, signed_url)
+
+
+def presign_url(
+    method: str,
+    url: str,
+    headers: HeadersInput | None = None,
+    body: bytes = b"",
+    *,
+    credentials: Credentials,
+    region: str,
+    service: str,
+    expires: int = 300,
+    now: float | datetime | None = None,
+    payload_hash: str | None = None,
+    normalize_path: bool = True,
+) -> str:
+    """Return ``url`` with SigV4 query-string authentication added.
+
+    The URL is valid for ``expires`` seconds from ``now``. ``headers`` are
+    the headers the request will carry that must be signed (``Host``, taken
+    from the URL, always is). The session token, when there is one, goes in
+    ``X-Amz-Security-Token`` and is signed. Anyone holding the URL can use it
+    until it expires: hand it only to the party meant to connect.
+    """
+    return query_signing_steps(
+        method,
+        url,
+        headers,
+        body,
+        credentials=credentials,
+        region=region,
+        service=service,
+        expires=expires,
+        now=now,
+        payload_hash=payload_hash,
+        normalize_path=normalize_path,
+    ).url
+
+
+def _timestamps(now: float | datetime | None) -> tuple[str, str]:
+    if now is None:
+        now = time.time()
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
+        moment = now.astimezone(timezone.utc)
+    else:
+        moment = datetime.fromtimestamp(now, timezone.utc)
+    amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+    return amz_date, amz_date[:8]
+
+
+def _headers_to_sign(
+    parts: SplitResult, headers: HeadersInput | None, added: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    items: Iterable[tuple[str, str]]
+    if headers is None:
+        items = ()
+    elif isinstance(headers, Mapping):
+        items = headers.items()
+    else:
+        items = headers
+    added_names = {name.lower() for name in added}
+    selected = [
+        (name, value)
+        for name, value in items
+        if name.lower() not in UNSIGNED_HEADERS and name.lower() not in added_names
+    ]
+    if not any(name.lower() == "host" for name, _ in selected):
+        selected.append(("host", _host(parts)))
+    selected.extend(added.items())
+    return selected
+
+
+def _host(parts: SplitResult) -> str:
+    hostname = parts.hostname or ""
+    port = parts.port
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    if port is None or _DEFAULT_PORTS.get(parts.scheme) == port:
+        return hostname
+    return f"{hostname}:{port}"
