@@ -1,31 +1,53 @@
-"""The ``agentcore-bridge`` command."""
+"""The ``agentcore-bridge`` command.
+
+Each subcommand lives in the module that implements it, as a
+``main(argv) -> int`` function; this file only dispatches, so that running
+one subcommand imports nothing the others need.
+"""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+#: subcommand -> ("module:function", one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "agentcore_bridge.cli:_demo_unavailable",
+        "run the demo agent, the AgentCore emulator and the bridge with a chat page",
+    ),
+}
+
+_USAGE = "usage: agentcore-bridge COMMAND [options]   (COMMAND --help for more)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="agentcore-bridge",
-        description="Client WebSockets to agents on Amazon Bedrock AgentCore.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "demo", help="run the demo agent, the AgentCore emulator and the bridge"
-    )
-    args = parser.parse_args(argv)
-
-    if args.command == "demo":
-        sys.stderr.write(
-            "agentcore-bridge demo will start the demo agent, the local AgentCore\n"
-            "emulator and the bridge server, and serve a chat page in the browser.\n"
-            "It is not available in this version yet.\n"
-        )
+    """Run the subcommand named by the first argument; return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"}:
+        lines = [_USAGE, "", "commands:"]
+        lines += [f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items()]
+        print("\n".join(lines))  # noqa: T201
+        return 0 if args else 2
+    entry = COMMANDS.get(args[0])
+    if entry is None:
+        sys.stderr.write(f"agentcore-bridge: unknown command {args[0]!r}\n{_USAGE}\n")
         return 2
-    return 0  # pragma: no cover - argparse rejects unknown commands
+    module_name, _, function_name = entry[0].partition(":")
+    function: Callable[[list[str]], int] = getattr(
+        importlib.import_module(module_name), function_name
+    )
+    return function(args[1:])
+
+
+def _demo_unavailable(argv: list[str]) -> int:
+    sys.stderr.write(
+        "agentcore-bridge demo will start the demo agent, the local AgentCore\n"
+        "emulator and the bridge server, and serve a chat page in the browser.\n"
+        "It is not available in this version yet.\n"
+    )
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
