@@ -39,8 +39,8 @@ from .credentials import Credentials
 __all__ = [
     "ALGORITHM",
     "EMPTY_SHA256",
-    "UNSIGNED_PAYLOAD",
     "UNSIGNED_HEADERS",
+    "UNSIGNED_PAYLOAD",
     "SigningSteps",
     "canonical_headers",
     "canonical_query_string",
