@@ -35,12 +35,13 @@ from datetime import datetime, timezone
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 from .credentials import Credentials
+from .exceptions import ValidationError
 
 __all__ = [
     "ALGORITHM",
     "EMPTY_SHA256",
-    "UNSIGNED_PAYLOAD",
     "UNSIGNED_HEADERS",
+    "UNSIGNED_PAYLOAD",
     "SigningSteps",
     "canonical_headers",
     "canonical_query_string",
@@ -169,7 +170,8 @@ def canonical_headers(headers: HeadersInput) -> tuple[str, str]:
     return block, ";".join(names)
 
 
-def canonical_request(
+# The six parts are positional, in the order the specification lists them.
+def canonical_request(  # noqa: PLR0917
     method: str,
     uri: str,
     query: str,
@@ -369,7 +371,7 @@ def query_signing_steps(
 ) -> SigningSteps:
     """Sign with query parameters; see :func:`presign_url`."""
     if not 1 <= expires <= 604800:
-        raise ValueError("expires must be between 1 and 604800 seconds")
+        raise ValidationError("expires", "between 1 and 604800 seconds (7 days)")
     amz_date, datestamp = _timestamps(now)
     parts = urlsplit(url)
     if payload_hash is None:
@@ -455,7 +457,7 @@ def _timestamps(now: float | datetime | None) -> tuple[str, str]:
         now = time.time()
     if isinstance(now, datetime):
         if now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
+            raise ValidationError("now", "a timezone-aware datetime or a Unix time")
         moment = now.astimezone(timezone.utc)
     else:
         moment = datetime.fromtimestamp(now, timezone.utc)
