@@ -164,7 +164,8 @@ def measure(rounds: int, number: int) -> list[dict[str, Any]]:
     for label, ours, theirs, make in cases:
         for warm_up in (ours, theirs):
             time_per_call(warm_up, make if warm_up is theirs else None, number // 10)
-        ours_times, theirs_times = [], []
+        ours_times: list[float] = []
+        theirs_times: list[float] = []
         for round_number in range(rounds):
             pair = [
                 (ours_times, ours, None),

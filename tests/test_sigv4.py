@@ -6,9 +6,12 @@ from __future__ import annotations
 import copy
 import hashlib
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import ValidationError
@@ -39,7 +42,7 @@ URL = (
     "/invocations?qualifier=DEFAULT"
 )
 NOW = datetime(2025, 11, 20, 8, 30, 5, tzinfo=timezone.utc)
-SIGNING = {
+SIGNING: dict[str, Any] = {
     "credentials": CREDENTIALS,
     "region": "us-west-2",
     "service": "bedrock-agentcore",
@@ -223,3 +226,22 @@ def test_canonical_uri_encodes_an_encoded_arn_a_second_time() -> None:
         "/runtimes/arn%253Aaws%253Abedrock-agentcore%253Aus-west-2%253A"
         "123456789012%253Aruntime%252Fx-1/invocations"
     )
+
+
+any_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]))
+
+
+@given(any_text)
+def test_canonical_uri_encodes_like_urllib_quote(path: str) -> None:
+    """Unnormalised, the canonical URI is the path quoted with "/" kept."""
+    assert canonical_uri(path, normalize=False) == quote(path or "/", safe="/~")
+
+
+@given(st.lists(st.tuples(any_text, any_text), max_size=4))
+def test_canonical_query_string_encodes_like_urllib_quote(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Decoded pairs are encoded with only the unreserved characters kept."""
+    encoded = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in pairs)
+
+    assert canonical_query_string(pairs) == "&".join(f"{k}={v}" for k, v in encoded)
