@@ -236,7 +236,7 @@ def _header_block(merged: Mapping[str, str]) -> tuple[str, str]:
 
 
 # The six parts are positional, in the order the specification lists them.
-def canonical_request(  # noqa: PLR0917
+def canonical_request(
     method: str,
     uri: str,
     query: str,
