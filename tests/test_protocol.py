@@ -404,3 +404,34 @@ def test_encoders_refuse_ids_outside_the_rule(bad_id: str) -> None:
 def test_session_frame_refuses_bad_expiry(expires: object) -> None:
     with pytest.raises(ValidationError):
         encode_session("tok", expires)  # type: ignore[arg-type]
+
+
+def test_error_code_table_in_the_docs_matches_the_code() -> None:
+    """docs/protocol.md lists every code with its retryable flag."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
+    rows = {}
+    for line in docs.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[1] in ("yes", "no"):
+            rows[cells[0].strip("`")] = cells[1] == "yes"
+    assert rows == dict(ERROR_CODES)
+
+
+def test_protocol_modules_import_only_the_standard_library() -> None:
+    """protocol, sessions and client load no third-party module and no asyncio."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentcore_bridge.protocol, agentcore_bridge.sessions, "
+        "agentcore_bridge.client\n"
+        "roots = {name.split('.')[0] for name in sys.modules}\n"
+        "print(sorted(roots & {'aiohttp', 'yarl', 'multidict', 'botocore', "
+        "'boto3', 'asyncio', 'typing_extensions'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -156,7 +156,7 @@ DEFAULT_MAX_FRAME_BYTES: Final = 131072
 DEFAULT_SPLIT_LIMIT: Final = 131072
 #: The smallest limit :func:`split_frame` accepts. A part's fixed fields
 #: take at most about 130 bytes, and the rest must fit the longest escaped
-#: character (6 bytes, ``\\u001f``).
+#: character (6 bytes, ``\u001f``).
 MIN_SPLIT_LIMIT: Final = 256
 #: Longest ``session`` token an ``invoke`` may carry.
 MAX_SESSION_CHARS: Final = 512
@@ -171,6 +171,16 @@ _ASCII_ENCODER = json.JSONEncoder(
     ensure_ascii=True, allow_nan=False, separators=(",", ":")
 )
 _SURROGATE = re.compile("[\\ud800-\\udfff]")
+
+
+def _refuse_constant(name: str) -> object:
+    # NaN, Infinity and -Infinity are Python's extensions to JSON.
+    raise ValueError(name)
+
+
+# One decoder for every frame: json.loads with arguments builds a new one
+# per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 # An oversize frame is not parsed; its id is read only from its first
 # bytes, when the object opens with "id" or with "type" then "id", as the
@@ -269,7 +279,7 @@ def parse_client_frame(
         except UnicodeDecodeError:
             raise FrameError(BAD_REQUEST, "frame is not valid UTF-8") from None
     try:
-        obj = json.loads(frame, parse_constant=_refuse_constant)
+        obj = _DECODER.decode(frame)
     except json.JSONDecodeError as exc:
         raise FrameError(
             BAD_REQUEST, f"frame is not valid JSON: {exc.msg} at character {exc.pos}"
@@ -344,10 +354,6 @@ def _required_id(obj: dict[str, object], kind: str, readable_id: str | None) -> 
 
 def _is_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
-
-
-def _refuse_constant(name: str) -> object:
-    raise ValueError(name)
 
 
 def _over_size(frame: str | bytes, limit: int) -> bool:
@@ -477,6 +483,10 @@ def encode_frame_error(exc: FrameError) -> str:
 
 def encode_session(session: str, expires: float) -> str:
     """A ``session`` frame: the resume token and its expiry (Unix seconds)."""
+    if not isinstance(session, str) or not 0 < len(session) <= MAX_SESSION_CHARS:
+        raise ValidationError(
+            "session", f"must be a token of 1 to {MAX_SESSION_CHARS} characters"
+        )
     if isinstance(expires, bool) or not isinstance(expires, (int, float)):
         raise ValidationError("expires", "must be a number of seconds")
     if not math.isfinite(expires):

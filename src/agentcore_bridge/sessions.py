@@ -14,9 +14,10 @@ client reconnects it gets a new connection, so the bridge hands it a
 
       v1.<base64url(expires as 8 bytes big-endian + session id)>.<base64url(mac)>
 
-The session id inside is readable by anyone holding the token; it is not a
-secret, only the right to use it is. Secrets rotate by listing the new one
-first: tokens are signed with the first secret and accepted under any.
+The token is signed, not encrypted: anyone holding it can read the session
+id inside (useless without AWS credentials for the runtime); the token
+itself is the credential. Secrets rotate by listing the new one first:
+tokens are signed with the first secret and accepted under any.
 
 Session ids follow AgentCore's rule for ``runtimeSessionId`` as the safe
 range of its API model allows: 33 to 100 characters of ``[A-Za-z0-9_-]``,
