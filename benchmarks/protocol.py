@@ -9,7 +9,6 @@ median over several rounds, and prints the ratio ours / reference.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import statistics
@@ -95,7 +94,7 @@ def main() -> None:
     report(
         "SessionTokens.verify",
         per_call(lambda: tokens.verify(token, "alice", 1_700_000_001.0), 20000),
-        per_call(lambda: hmac.new(key, token.encode(), hashlib.sha256).digest(), 20000),
+        per_call(lambda: hmac.digest(key, token.encode(), "sha256"), 20000),
     )
 
 

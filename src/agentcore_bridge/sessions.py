@@ -27,7 +27,6 @@ the first alphanumeric (:data:`SESSION_ID_PATTERN`).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import math
 import re
@@ -90,7 +89,7 @@ def derive_session_id(secret: bytes, key: str) -> str:
         raise ValidationError("key", "must be a non-empty string")
     subkey = _subkey(secret, _SESSION_ID_LABEL)
     message = key.encode("utf-8", "surrogatepass")
-    return hmac.new(subkey, message, hashlib.sha256).hexdigest()
+    return hmac.digest(subkey, message, "sha256").hex()
 
 
 class SessionTokens:
@@ -211,7 +210,7 @@ def _check_principal(principal: object) -> None:
 
 
 def _subkey(secret: bytes | bytearray, label: bytes) -> bytes:
-    return hmac.new(bytes(secret), label, hashlib.sha256).digest()
+    return hmac.digest(bytes(secret), label, "sha256")
 
 
 def _mac(key: bytes, signed: str, principal: str | None) -> bytes:
@@ -222,7 +221,7 @@ def _mac(key: bytes, signed: str, principal: str | None) -> bytes:
         tail = b"\x00-"
     else:
         tail = b"\x00+" + principal.encode("utf-8", "surrogatepass")
-    return hmac.new(key, signed.encode("ascii") + tail, hashlib.sha256).digest()
+    return hmac.digest(key, signed.encode("ascii") + tail, "sha256")
 
 
 def _b64encode(data: bytes) -> str:
