@@ -316,6 +316,7 @@ class _Call:
     outcome: str = "ok"
     status: int = 200
     error_type: str | None = None
+    log_entry: dict[str, Any] | None = None
 
 
 class AgentCoreEmulator:
@@ -458,25 +459,33 @@ class AgentCoreEmulator:
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_SIZE)
 
     def _record(self, call: _Call) -> None:
+        """Count the answer to ``call`` and log it; later calls update the entry.
+
+        A stream is recorded when its answer starts, so that a client that
+        has seen the answer also finds it in the statistics, and again when
+        it ends, to note how it ended.
+        """
+        if call.log_entry is not None:
+            call.log_entry["outcome"] = call.outcome
+            return
         self._responses[str(call.status)] = self._responses.get(str(call.status), 0) + 1
         if call.error_type:
             self._errors[call.error_type] = self._errors.get(call.error_type, 0) + 1
         verified = call.verified
-        self._log.append(
-            {
-                "operation": call.operation,
-                "request_id": call.request_id,
-                "status": call.status,
-                "outcome": call.outcome,
-                "error_type": call.error_type,
-                "runtime_arn": call.runtime_arn or None,
-                "qualifier": call.qualifier,
-                "session_id": call.session_id,
-                "user_id": call.user_id,
-                "access_key_id": verified.access_key_id if verified else None,
-                "presigned": verified.presigned if verified else None,
-            }
-        )
+        call.log_entry = {
+            "operation": call.operation,
+            "request_id": call.request_id,
+            "status": call.status,
+            "outcome": call.outcome,
+            "error_type": call.error_type,
+            "runtime_arn": call.runtime_arn or None,
+            "qualifier": call.qualifier,
+            "session_id": call.session_id,
+            "user_id": call.user_id,
+            "access_key_id": verified.access_key_id if verified else None,
+            "presigned": verified.presigned if verified else None,
+        }
+        self._log.append(call.log_entry)
 
     def _session_counters(self, session_id: str) -> dict[str, Any]:
         counters = self._session_stats.get(session_id)
@@ -704,6 +713,7 @@ async def _runtimes(request: web.Request) -> web.StreamResponse:
         return response
     except _DropConnectionError:
         call.outcome, call.status = "dropped", 0
+        emulator._record(call)
         _abort_connection(request)
         return web.Response()
     finally:
@@ -968,10 +978,12 @@ async def _forward_invocation(
             if name in agent_response.headers:
                 response.headers[name] = agent_response.headers[name]
         await response.prepare(request)
+        emulator._record(call)
 
         cutter = _Cutter(cut) if cut is not None and cut.kind == "reset" else None
         if cutter is not None and cutter.cut_at_once():
             call.outcome = "reset"
+            emulator._record(call)
             await _abort_stream(request, agent_response)
             return response
         try:
@@ -982,6 +994,7 @@ async def _forward_invocation(
                         await response.write(allowed)
                     if stop:
                         call.outcome = "reset"
+                        emulator._record(call)
                         await _abort_stream(request, agent_response)
                         return response
                 else:
@@ -1109,6 +1122,8 @@ async def _forward_websocket(
     session.streams.add(stream)
     try:
         await client_ws.prepare(request)
+        call.status = 101
+        emulator._record(call)
         to_agent = asyncio.ensure_future(_pump(client_ws, agent_ws, None))
         to_client = asyncio.ensure_future(_pump(agent_ws, client_ws, cut))
         done, _ = await asyncio.wait(
@@ -1118,6 +1133,7 @@ async def _forward_websocket(
             code, reason = to_client.result()
             if code == -1:
                 call.outcome = "reset"
+                emulator._record(call)
                 _abort_connection(request)
                 to_agent.cancel()
                 await _close_quietly(agent_ws, 1001, b"")
