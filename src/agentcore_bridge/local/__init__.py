@@ -1,0 +1,1 @@
+"""Local emulators of AWS services and a demo agent, for development and tests."""
