@@ -2,7 +2,9 @@
 
 Returns ``{"count": <invocations in this environment>, "pid": ...}`` plus
 what the runtime told it. An event (or message body) may ask it to
-``sleep`` some seconds first, or to ``raise``, or to ``exit`` the process.
+``sleep`` some seconds first, to wait ``until_started`` that many
+invocations have started (so that invocations overlap whatever the
+machine's speed), to ``print`` a line, to ``raise``, or to ``exit`` the process.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ _VARIABLES = (
     "BRIDGE_CONNECTIONS_ENDPOINT_URL",
     "BRIDGE_LAMBDA_ENDPOINT_URL",
     "EXTRA_SETTING",
+    "UNRELATED_SETTING",
 )
 
 
 def handler(event, context):
     INVOCATIONS[0] += 1
     request = _request(event)
+    if request.get("until_started"):
+        _wait_until_started(int(request["until_started"]))
     if request.get("sleep"):
         time.sleep(float(request["sleep"]))
     if request.get("raise"):
@@ -68,3 +73,15 @@ def _request(event):
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _wait_until_started(count):
+    import urllib.request
+
+    stats_url = os.environ["BRIDGE_LAMBDA_ENDPOINT_URL"] + "/_emulator/stats"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(stats_url) as response:
+            if json.load(response)["invocations_started"] >= count:
+                return
+        time.sleep(0.02)

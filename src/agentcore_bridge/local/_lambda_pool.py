@@ -194,7 +194,8 @@ class _Environment:
             await process.stdin.drain()
             line = await self._read_line(timeout)
         except asyncio.TimeoutError:
-            await self.stop()
+            # Lambda ends a timed-out environment at once.
+            await self.stop(grace=0)
             return None, _runtime_error(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after "
@@ -242,6 +243,8 @@ class _Environment:
             if process.stdin is not None and not process.stdin.is_closing():
                 process.stdin.close()
             try:
+                if grace <= 0:
+                    raise asyncio.TimeoutError
                 await asyncio.wait_for(process.wait(), grace)
             except asyncio.TimeoutError:
                 process.kill()
@@ -319,6 +322,7 @@ class EnvironmentPool:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
         self.cold_starts = 0
+        self.started = 0
         self.invocations = 0
         self._environments: dict[str, _Environment] = {}
         self._idle: list[_Environment] = []
@@ -355,6 +359,7 @@ class EnvironmentPool:
         environment, cold, init_error = await self._acquire()
         if environment is None:
             return InvocationResult(request_id, error=init_error, cold=True)
+        self.started += 1
         if on_start is not None:
             on_start(environment.id)
 
@@ -496,6 +501,7 @@ class EnvironmentPool:
             "environments_busy": sum(e["state"] == "busy" for e in environments),
             "environments_idle": len(self._idle),
             "cold_starts": self.cold_starts,
+            "invocations_started": self.started,
             "invocations": self.invocations,
             "queued": sum(not w.done() for w in self._waiters),
             "max_concurrency": self.settings.max_concurrency,
