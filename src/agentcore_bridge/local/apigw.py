@@ -556,6 +556,12 @@ class LocalApiGateway:
     async def _route_message(self, connection: _Connection, body: str) -> None:
         route = self._select_route(body)
         event = self._message_event(connection, route, body)
+        logger.debug(
+            "message of %d characters on %s to route %s",
+            len(body),
+            connection.id,
+            route,
+        )
         outcome = await self._integrate(event)
         reply = self._route_reply(connection, route, event, outcome)
         if reply is not None and connection.state == "open" and connection.ws:
