@@ -198,6 +198,18 @@ def test_crashed_environment_is_replaced_by_a_cold_one() -> None:
     assert stats["cold_starts"] == 2
 
 
+def test_environment_killed_while_idle_is_not_used_again() -> None:
+    import signal
+
+    with local_apigw("counter:handler") as gateway:
+        _, first = invoke(gateway, {})
+        os.kill(first["pid"], signal.SIGKILL)
+        wait_until(lambda: not alive(first["pid"]))
+        answer, after = invoke(gateway, {})
+    assert "FunctionError" not in answer
+    assert after["count"] == 1
+
+
 def test_function_timeout_ends_the_invocation_and_the_environment() -> None:
     with local_apigw("counter:handler", function_timeout=0.5) as gateway:
         _, first = invoke(gateway, {})

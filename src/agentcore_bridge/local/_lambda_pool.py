@@ -111,7 +111,10 @@ class _Environment:
 
     @property
     def alive(self) -> bool:
-        return self.state in {"starting", "idle", "busy"}
+        # A worker can also die while idle (killed from outside): the
+        # process's return code tells.
+        exited = self._process is not None and self._process.returncode is not None
+        return self.state in {"starting", "idle", "busy"} and not exited
 
     async def start(self) -> dict[str, Any] | None:
         """Start the worker and wait for its INIT phase.
