@@ -134,7 +134,7 @@ class TransportError(BridgeError):
         super().__init__(message)
 
 
-class TimeoutError(TransportError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(TransportError, builtins.TimeoutError):
     """A bounded wait ran out.
 
     ``phase`` is one of ``connect``, ``first_byte``, ``idle`` (silence
@@ -236,7 +236,7 @@ class FrameError(ProtocolError):
     when the frame carried a readable one.
     """
 
-    def __init__(self, code: str, message: str, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, code: str, message: str, *, id: str | None = None) -> None:
         self.code = code
         self.message = message
         self.id = id

@@ -39,8 +39,8 @@ from .credentials import Credentials
 __all__ = [
     "ALGORITHM",
     "EMPTY_SHA256",
-    "UNSIGNED_PAYLOAD",
     "UNSIGNED_HEADERS",
+    "UNSIGNED_PAYLOAD",
     "SigningSteps",
     "canonical_headers",
     "canonical_query_string",
@@ -169,7 +169,7 @@ def canonical_headers(headers: HeadersInput) -> tuple[str, str]:
     return block, ";".join(names)
 
 
-def canonical_request(
+def canonical_request(  # noqa: PLR0917 (the six parts, in the order of the spec)
     method: str,
     uri: str,
     query: str,
