@@ -10,20 +10,18 @@ the rule, instead of as an opaque 400 from AWS.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 import secrets
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from http import HTTPStatus
 from typing import NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
-from . import sigv4
+from . import __version__, sigv4
 from .credentials import Credentials
 from .exceptions import AgentCoreError, TimeoutError, TransportError, ValidationError
 
@@ -37,24 +35,30 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "SERVICE",
     "SESSION_ID_HEADER",
+    "USER_AGENT",
     "USER_ID_HEADER",
+    "EnvSettings",
     "PreparedRequest",
     "Retries",
     "RuntimeArn",
     "Target",
+    "TargetResolver",
     "Timeouts",
     "derive_session_id",
     "encode_payload",
     "endpoint_url",
     "error_from_response",
+    "failure_summary",
     "invoke_request",
     "is_expired_token",
     "is_retryable",
     "new_session_id",
+    "operation_name",
     "parse_runtime_arn",
     "presign_websocket_url",
     "resolve_target",
     "runtime_path",
+    "settings_from_env",
     "should_retry",
     "sign_request",
     "stop_session_request",
@@ -73,6 +77,7 @@ SESSION_ID_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 USER_ID_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-User-Id"
 ERROR_TYPE_HEADER = "x-amzn-ErrorType"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
+USER_AGENT = f"agentcore-bridge/{__version__}"
 #: What AWS's own tools send: the agent may stream (SSE) or answer once (JSON).
 ACCEPT = "text/event-stream, application/json"
 #: Request and response payloads are limited to 100 MB (AgentCore quotas).
@@ -104,6 +109,10 @@ _TRACE_HEADERS = (
     ("traceparent", 128),
     ("tracestate", 512),
     ("baggage", 8192),
+)
+_OPERATIONS = (
+    ("/invocations", "InvokeAgentRuntime"),
+    ("/stopruntimesession", "StopRuntimeSession"),
 )
 _SECRET_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 
@@ -241,6 +250,8 @@ def validate_endpoint(value: str, field: str = "endpoint_url") -> str:
 def _is_loopback(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True
+    import ipaddress  # noqa: PLC0415 (only endpoint overrides need it)
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -452,7 +463,7 @@ def stop_session_request(
     once and re-sign the same one for retries.
     """
     if client_token is None:
-        client_token = str(uuid.uuid4())
+        client_token = secrets.token_hex(20)
     elif _CLIENT_TOKEN.fullmatch(client_token) is None:
         raise ValidationError(
             "clientToken",
@@ -651,6 +662,8 @@ def _json_object(body: bytes) -> dict[str, object] | None:
 
 
 def _status_phrase(status: int) -> str:
+    from http import HTTPStatus  # noqa: PLC0415 (error path only)
+
     try:
         return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
     except ValueError:
@@ -721,6 +734,22 @@ class Retries:
         return uniform(0.0, ceiling)
 
 
+def operation_name(request: PreparedRequest) -> str:
+    """The AWS operation a request performs, for log messages."""
+    path = request.url.split("?", 1)[0]
+    for suffix, name in _OPERATIONS:
+        if path.endswith(suffix):
+            return name
+    return f"{request.method} request"
+
+
+def failure_summary(error: BaseException) -> str:
+    """A one-line account of a failed attempt, safe for logs."""
+    if isinstance(error, AgentCoreError):
+        return f"{error.error_type} ({error.status})"
+    return f"{type(error).__name__}: {error}"
+
+
 def should_retry(error: BaseException) -> bool:
     """Whether a call that failed with ``error`` may be sent again.
 
@@ -737,3 +766,104 @@ def should_retry(error: BaseException) -> bool:
     if isinstance(error, TransportError):
         return not error.response_started
     return False
+
+
+# Configuration from the environment.
+
+
+class EnvSettings(NamedTuple):
+    """The client settings read from the environment."""
+
+    runtime_arn: str
+    qualifier: str | None
+    endpoint_url: str | None
+
+
+def settings_from_env(environ: Mapping[str, str]) -> EnvSettings:
+    """The client settings configured by environment variables, validated.
+
+    ``AGENTCORE_RUNTIME_ARN`` (required), ``AGENTCORE_QUALIFIER`` and
+    ``AGENTCORE_ENDPOINT_URL`` (optional). ``AWS_REGION`` and
+    ``AWS_DEFAULT_REGION`` are checked when set, but calls go to the region
+    named in the runtime ARN: a Lambda function in one region may call an
+    agent in another, and only the agent's region can answer. Raises
+    :class:`ValidationError` whose ``field`` is the variable at fault.
+    """
+    arn = environ.get("AGENTCORE_RUNTIME_ARN", "").strip()
+    if not arn:
+        raise ValidationError("AGENTCORE_RUNTIME_ARN", "must be set to a runtime ARN")
+    qualifier = environ.get("AGENTCORE_QUALIFIER", "").strip() or None
+    endpoint = environ.get("AGENTCORE_ENDPOINT_URL", "").strip() or None
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("AGENTCORE_RUNTIME_ARN", lambda: parse_runtime_arn(arn)),
+    ]
+    if qualifier is not None:
+        checks.append(("AGENTCORE_QUALIFIER", lambda: validate_qualifier(qualifier)))
+    if endpoint is not None:
+        checks.append(("AGENTCORE_ENDPOINT_URL", lambda: validate_endpoint(endpoint)))
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        region = environ.get(name, "").strip()
+        if region:
+            checks.append((name, functools.partial(validate_region, region)))
+    for variable, check in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            raise ValidationError(variable, exc.rule) from None
+    return EnvSettings(arn, qualifier, endpoint)
+
+
+class TargetResolver:
+    """The runtime settings of a client, validated once; targets per call.
+
+    ``runtime_arn`` is the default runtime (a call may name another);
+    ``region`` overrides the ARN's region, ``qualifier`` the endpoint name,
+    ``endpoint`` the data-plane URL. Every value is checked here, so a
+    misconfigured client fails when it is made, not at its first call.
+    """
+
+    def __init__(
+        self,
+        runtime_arn: str | None = None,
+        *,
+        region: str | None = None,
+        qualifier: str | None = None,
+        endpoint: str | None = None,
+        fips: bool = False,
+    ) -> None:
+        self.region = validate_region(region) if region is not None else None
+        self.qualifier = (
+            validate_qualifier(qualifier) if qualifier is not None else None
+        )
+        self.endpoint = validate_endpoint(endpoint) if endpoint is not None else None
+        self.fips = fips
+        self._targets: dict[tuple[str, str | None], Target] = {}
+        self.default = self.target(runtime_arn) if runtime_arn is not None else None
+
+    def target(
+        self, runtime_arn: str | None = None, qualifier: str | None = None
+    ) -> Target:
+        """The target for one call: the default runtime unless one is named."""
+        if runtime_arn is None:
+            if self.default is None:
+                raise ValidationError(
+                    "runtime_arn", "must be given to the client or to the call"
+                )
+            if qualifier is None:
+                return self.default
+            runtime_arn = self.default.runtime_arn
+        qualifier = qualifier if qualifier is not None else self.qualifier
+        key = (runtime_arn, qualifier)
+        target = self._targets.get(key)
+        if target is None:
+            target = resolve_target(
+                runtime_arn,
+                region=self.region,
+                qualifier=qualifier,
+                endpoint=self.endpoint,
+                fips=self.fips,
+            )
+            if len(self._targets) >= 64:
+                self._targets.clear()
+            self._targets[key] = target
+        return target
