@@ -169,7 +169,7 @@ def canonical_headers(headers: HeadersInput) -> tuple[str, str]:
     return block, ";".join(names)
 
 
-def canonical_request(  # noqa: PLR0917 (the six parts, in the order of the spec)
+def canonical_request(  # noqa: PLR0917 - the six parts the spec names
     method: str,
     uri: str,
     query: str,
