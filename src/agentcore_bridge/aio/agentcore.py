@@ -439,9 +439,14 @@ class AsyncInvocationStream:
         """Stop reading; release the connection (closed unless fully read)."""
         self._ended = True
         self._pending.clear()
+        self._release()
+
+    def _release(self) -> None:
         response = self._response
         if response is None:
             return
+        # A body read to its end leaves the connection clean for the pool;
+        # unread bytes would be taken for the next answer.
         if response.content.at_eof():
             response.release()
         else:
@@ -478,8 +483,9 @@ class AsyncInvocationStream:
         if decoder.finished or not chunk:
             # Events before an end marker or a failure are delivered first;
             # the failure is raised after them.
+            self._ended = True
             self._error = decoder.error
-            await self.aclose()
+            self._release()
 
 
 # Bounded waits.
