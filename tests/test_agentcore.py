@@ -501,4 +501,4 @@ def test_what_is_retried() -> None:
 def test_module_exports_exist() -> None:
     for name in agentcore.__all__:
         assert hasattr(agentcore, name), name
-    assert PreparedRequest("GET", "https://x").body == b""
+    assert PreparedRequest("GET", "https://x", {}).body == b""

@@ -25,8 +25,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .exceptions import AgentError, ProtocolError
 
@@ -45,12 +44,11 @@ __all__ = [
 #: rather than buffered without bound.
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
+_LINE_END = r"\r\n|\r|\n"
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     """One dispatched event: its type, its data and the last event id.
 
     ``event`` is ``"message"`` when the stream named no type. ``data`` joins
@@ -133,7 +131,7 @@ class SSEParser:
             self._partial.clear()
             self._partial_size = 0
 
-        lines = _LINE_END.split(text)
+        lines = re.split(_LINE_END, text)
         rest = lines.pop()
         self._after_cr = text.endswith("\r")
         events: list[ServerSentEvent] = []
@@ -206,8 +204,7 @@ def parse_events(chunks: Iterable[bytes]) -> list[ServerSentEvent]:
 # The agent layer.
 
 
-@dataclass(frozen=True)
-class AgentEvent:
+class AgentEvent(NamedTuple):
     """One piece of agent output.
 
     ``data`` is the JSON value of the event's data, or its text when that

@@ -33,7 +33,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -299,8 +298,7 @@ class HTTPTransport:
         )
 
 
-@dataclass
-class _Exchange:
+class _Exchange(NamedTuple):
     """The parts of one request and its time budget."""
 
     method: str
