@@ -138,9 +138,14 @@ class AsyncAgentCoreClient:
             await session.close()
 
     async def reset(self) -> None:
-        """Drop every pooled connection; the next call opens new ones."""
+        """Drop pooled connections and cached credentials.
+
+        The next call opens new connections. Streams still open on the old
+        connections fail; call it between calls.
+        """
         if self._owns_session:
             await self.close()
+        self._credentials.invalidate()
 
     # Calls.
 
@@ -270,7 +275,7 @@ class AsyncAgentCoreClient:
             credentials = await self._credentials.get_async()
             signed = sign_request(request, credentials, region)
             try:
-                return await self._attempt(signed, deadline)
+                response = await self._attempt(signed, deadline)
             except (AgentCoreError, TransportError) as exc:
                 if (
                     isinstance(exc, AgentCoreError)
@@ -296,6 +301,14 @@ class AsyncAgentCoreClient:
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
+            else:
+                logger.debug(
+                    "%s answered %d after %d attempt(s)",
+                    operation_name(request),
+                    response.status,
+                    attempt,
+                )
+                return response
 
     async def _attempt(
         self, request: PreparedRequest, deadline: float | None
