@@ -27,7 +27,9 @@ retry or report::
     │                             successful (200) stream
     └── ProtocolError             a peer sent bytes that break a protocol
         └── FrameError            a client frame breaks protocol v1;
-                                  carries the protocol error code
+            │                     carries the protocol error code
+            └── SessionTokenError a session token was refused (code
+                                  ``unauthorized``); names the reason
 
 Every error keeps structured fields (``status``, ``error_type``,
 ``retryable`` ...) so callers never parse messages. Messages and reprs never
@@ -56,6 +58,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ProtocolError",
     "ServiceError",
+    "SessionTokenError",
     "ThrottledError",
     "TimeoutError",
     "TransportError",
@@ -241,3 +244,18 @@ class FrameError(ProtocolError):
         self.message = message
         self.id = id
         super().__init__(f"{code}: {message}")
+
+
+class SessionTokenError(FrameError):
+    """A session token was refused; ``code`` is always ``unauthorized``.
+
+    ``reason`` is ``malformed`` (not a token this library issues),
+    ``invalid`` (forged, signed with an unknown secret, or issued to another
+    principal: these cannot be told apart by design) or ``expired``. The
+    caller answers the frame with an error, or starts a new session, and
+    never tells the client which session the token named.
+    """
+
+    def __init__(self, reason: str, message: str, *, id: str | None = None) -> None:
+        self.reason = reason
+        super().__init__("unauthorized", message, id=id)

@@ -1,0 +1,263 @@
+"""Settings from environment variables, shared by Lambda, the server and the CLI.
+
+Every setting is declared once, in :class:`Settings`, with its variable, its
+default and its rule; :meth:`Settings.from_env` reads and checks them all at
+start-up and raises :class:`~agentcore_bridge.exceptions.ValidationError`
+naming the variable of the first bad value. ``docs/configuration.md`` lists
+the same table (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from .agentcore import parse_runtime_arn, validate_qualifier
+from .exceptions import ValidationError
+
+__all__ = ["Settings"]
+
+
+def _setting(env: str, default: Any, parse: Callable[[str, str], Any], doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+
+
+# Parsers take (variable name, raw text) and return the typed value.
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _arn(name: str, raw: str) -> str:
+    try:
+        return parse_runtime_arn(raw).arn
+    except ValidationError as exc:
+        raise ValidationError(name, exc.rule) from None
+
+
+def _qualifier(name: str, raw: str) -> str:
+    try:
+        return validate_qualifier(raw)
+    except ValidationError as exc:
+        raise ValidationError(name, exc.rule) from None
+
+
+def _url(name: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValidationError(name, "must be an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _region(name: str, raw: str) -> str:
+    if not raw or not all(c.isalnum() or c == "-" for c in raw):
+        raise ValidationError(name, "must be an AWS region name such as us-east-1")
+    return raw
+
+
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValidationError(name, "must be a whole number of at least 1")
+    return value
+
+
+def _message_limit(name: str, raw: str) -> int:
+    value = _positive_int(name, raw)
+    if value < 1024:
+        raise ValidationError(name, "must be at least 1024 bytes")
+    return value
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValidationError(name, "must be a number of seconds, 0 or more")
+    return value
+
+
+def _bool(name: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValidationError(name, "must be true or false")
+
+
+def _secret(name: str, raw: str) -> bytes:
+    if len(raw) < 32:
+        raise ValidationError(name, "must be at least 32 characters long")
+    return raw.encode()
+
+
+def _json(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ValidationError(name, "must be valid JSON") from None
+
+
+def _words(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _log_format(name: str, raw: str) -> str:
+    if raw not in {"json", "text"}:
+        raise ValidationError(name, "must be json or text")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the bridge; build it with :meth:`from_env` or directly."""
+
+    runtime_arn: str | None = _setting(
+        "AGENTCORE_RUNTIME_ARN",
+        None,
+        _arn,
+        "The agent runtime to invoke. Required by the Lambda handler and the server.",
+    )
+    qualifier: str | None = _setting(
+        "AGENTCORE_QUALIFIER",
+        None,
+        _qualifier,
+        "Endpoint name of the runtime; unset means the runtime's DEFAULT endpoint.",
+    )
+    endpoint_url: str | None = _setting(
+        "AGENTCORE_ENDPOINT_URL",
+        None,
+        _url,
+        "Override of the AgentCore data-plane URL (local emulator, FIPS, proxy).",
+    )
+    region: str | None = _setting(
+        "AWS_REGION",
+        None,
+        _region,
+        "AWS region; unset means AWS_DEFAULT_REGION, then the runtime ARN's region.",
+    )
+    connections_endpoint_url: str | None = _setting(
+        "BRIDGE_CONNECTIONS_ENDPOINT_URL",
+        None,
+        _url,
+        "Override of the @connections endpoint (up to and including the stage); "
+        "unset means it is built from the event's apiId, region and stage.",
+    )
+    max_frame_bytes: int = _setting(
+        "BRIDGE_MAX_FRAME_BYTES",
+        131072,
+        _positive_int,
+        "Largest client frame accepted, in bytes; larger ones get a "
+        "payload_too_large error.",
+    )
+    message_limit_bytes: int = _setting(
+        "BRIDGE_MESSAGE_LIMIT_BYTES",
+        131072,
+        _message_limit,
+        "Largest frame sent to a client; longer frames are split into parts "
+        "(API Gateway's limit is 128 KB).",
+    )
+    coalesce_window: float = _setting(
+        "BRIDGE_COALESCE_WINDOW",
+        0.1,
+        _seconds,
+        "Seconds during which chunks after the first are gathered into one "
+        "@connections post; 0 posts every chunk at once.",
+    )
+    coalesce_bytes: int = _setting(
+        "BRIDGE_COALESCE_BYTES",
+        32768,
+        _positive_int,
+        "Gathered chunks are posted as soon as they reach this many bytes "
+        "(API Gateway meters messages in 32 KB steps).",
+    )
+    session_secret: bytes | None = _setting(
+        "BRIDGE_SESSION_SECRET",
+        None,
+        _secret,
+        "Secret (32+ characters) that signs session resume tokens and derives "
+        "session ids. Unset: a random per-process secret; see docs/security.md.",
+    )
+    session_ttl: float = _setting(
+        "BRIDGE_SESSION_TTL",
+        3600.0,
+        _seconds,
+        "Seconds a session resume token stays valid.",
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        "BRIDGE_ALLOWED_ORIGINS",
+        (),
+        _words,
+        "Comma-separated Origin values allowed to connect; empty allows any.",
+    )
+    stop_session_on_disconnect: bool = _setting(
+        "BRIDGE_STOP_SESSION_ON_DISCONNECT",
+        False,
+        _bool,
+        "Stop the AgentCore session when the client disconnects (frees the "
+        "microVM at once, but the session can no longer be resumed).",
+    )
+    warmup_payload: Any = _setting(
+        "BRIDGE_WARMUP_PAYLOAD",
+        None,
+        _json,
+        "JSON payload sent to the agent when a client connects, so the agent's "
+        "session cold start is over before the first message. Unset: no warm-up.",
+    )
+    invoke_timeout: float = _setting(
+        "BRIDGE_INVOKE_TIMEOUT",
+        900.0,
+        _seconds,
+        "Longest an invocation may run, in seconds, before it ends with a "
+        "timeout error.",
+    )
+    log_format: str = _setting(
+        "BRIDGE_LOG_FORMAT",
+        "json",
+        _log_format,
+        "Log line format of the CLI and the ready-made Lambda handler: json or text.",
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: ``os.environ``).
+
+        Unset and empty variables keep their defaults. Raises
+        :class:`ValidationError` naming the variable of a bad value.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = item.metadata["env"]
+            raw = env.get(name, "")
+            if name == "AWS_REGION" and not raw:
+                name, raw = "AWS_DEFAULT_REGION", env.get("AWS_DEFAULT_REGION", "")
+            if raw != "":
+                values[item.name] = item.metadata["parse"](name, raw)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return replace(self, **changes)
+
+    def require_runtime_arn(self) -> str:
+        """The runtime ARN, or a ValidationError saying it must be set."""
+        if self.runtime_arn is None:
+            raise ValidationError("AGENTCORE_RUNTIME_ARN", "must be set")
+        return self.runtime_arn
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each environment variable with its description, in declaration order."""
+        return {item.metadata["env"]: item.metadata["doc"] for item in fields(cls)}

@@ -1,0 +1,83 @@
+"""Settings are read from the environment and checked at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentcore_bridge.config import Settings
+from agentcore_bridge.exceptions import ConfigurationError, ValidationError
+
+ARN = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/demo_agent-AbCdEf1234"
+
+
+def test_defaults_apply_when_nothing_is_set() -> None:
+    settings = Settings.from_env({})
+    assert settings.runtime_arn is None
+    assert settings.message_limit_bytes == 131072
+    assert settings.coalesce_bytes == 32768
+    assert settings.allowed_origins == ()
+    assert settings.session_secret is None
+
+
+def test_values_are_parsed_to_their_types() -> None:
+    settings = Settings.from_env(
+        {
+            "AGENTCORE_RUNTIME_ARN": ARN,
+            "AGENTCORE_ENDPOINT_URL": "http://127.0.0.1:9000/",
+            "BRIDGE_COALESCE_WINDOW": "0.25",
+            "BRIDGE_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+            "BRIDGE_STOP_SESSION_ON_DISCONNECT": "yes",
+            "BRIDGE_WARMUP_PAYLOAD": '{"prompt": "warm up"}',
+            "BRIDGE_SESSION_SECRET": "s" * 32,
+        }
+    )
+    assert settings.runtime_arn == ARN
+    assert settings.endpoint_url == "http://127.0.0.1:9000"
+    assert settings.coalesce_window == 0.25
+    assert settings.allowed_origins == ("https://a.example", "https://b.example")
+    assert settings.stop_session_on_disconnect is True
+    assert settings.warmup_payload == {"prompt": "warm up"}
+    assert settings.session_secret == b"s" * 32
+
+
+def test_region_falls_back_to_aws_default_region() -> None:
+    assert Settings.from_env({"AWS_DEFAULT_REGION": "eu-west-1"}).region == "eu-west-1"
+    both = {"AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert Settings.from_env(both).region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AGENTCORE_RUNTIME_ARN", "arn:aws:lambda:us-east-1:123456789012:function:x"),
+        ("AGENTCORE_QUALIFIER", "bad qualifier"),
+        ("AGENTCORE_ENDPOINT_URL", "ftp://example.com"),
+        ("BRIDGE_MAX_FRAME_BYTES", "0"),
+        ("BRIDGE_MESSAGE_LIMIT_BYTES", "100"),
+        ("BRIDGE_COALESCE_WINDOW", "-1"),
+        ("BRIDGE_COALESCE_WINDOW", "nan"),
+        ("BRIDGE_STOP_SESSION_ON_DISCONNECT", "maybe"),
+        ("BRIDGE_WARMUP_PAYLOAD", "{not json"),
+        ("BRIDGE_SESSION_SECRET", "short"),
+        ("BRIDGE_LOG_FORMAT", "xml"),
+        ("AWS_REGION", "us east 1"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Settings.from_env({variable: value})
+    assert caught.value.field == variable
+    assert isinstance(caught.value, ConfigurationError)
+    if variable == "BRIDGE_SESSION_SECRET":
+        assert value not in str(caught.value)
+
+
+def test_missing_runtime_arn_is_reported_by_name() -> None:
+    with pytest.raises(ValidationError, match="AGENTCORE_RUNTIME_ARN"):
+        Settings.from_env({}).require_runtime_arn()
+
+
+def test_every_variable_has_a_description() -> None:
+    variables = Settings.variables()
+    assert "AGENTCORE_RUNTIME_ARN" in variables
+    assert all(text.strip() for text in variables.values())
