@@ -22,7 +22,6 @@ from agentcore_bridge.agentcore import (
     Retries,
     Target,
     Timeouts,
-    derive_session_id,
     error_from_response,
     invoke_request,
     is_expired_token,
@@ -365,28 +364,6 @@ def test_new_session_ids_are_valid_and_distinct() -> None:
     assert len(ids) == 1000
     for session_id in ids:
         assert validate_session_id(session_id) == session_id
-
-
-@settings(max_examples=200)
-@given(st.binary(min_size=16, max_size=64), st.text(min_size=1, max_size=200))
-def test_derived_session_ids_are_valid_and_stable(secret: bytes, key: str) -> None:
-    session_id = derive_session_id(secret, key)
-    assert validate_session_id(session_id) == session_id
-    assert derive_session_id(secret, key) == session_id
-
-
-def test_derived_session_ids_depend_on_secret_and_key() -> None:
-    secret = b"k" * 32
-    assert derive_session_id(secret, "alice") != derive_session_id(secret, "bob")
-    assert derive_session_id(secret, "alice") != derive_session_id(b"j" * 32, "alice")
-    assert derive_session_id("k" * 32, "alice") == derive_session_id(secret, "alice")
-
-
-def test_derived_session_id_needs_a_real_secret() -> None:
-    with pytest.raises(ValidationError, match="secret"):
-        derive_session_id(b"short", "alice")
-    with pytest.raises(ValidationError, match="key"):
-        derive_session_id(b"k" * 32, "")
 
 
 # Errors.

@@ -11,8 +11,6 @@ the rule, instead of as an opaque 400 from AWS.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -23,6 +21,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from . import __version__, sigv4
 from .credentials import Credentials
 from .exceptions import AgentCoreError, TimeoutError, TransportError, ValidationError
+from .sessions import derive_session_id, new_session_id
 
 __all__ = [
     "ACCEPT",
@@ -297,35 +296,6 @@ def resolve_target(
 
 
 # Session ids.
-
-
-def new_session_id() -> str:
-    """A fresh random session id: 48 hex digits, 192 bits from the OS CSPRNG.
-
-    A session id is the key to an agent's microVM and its memory: whoever
-    knows it can talk to that session, so it must not be guessable.
-    """
-    return secrets.token_hex(24)
-
-
-def derive_session_id(secret: bytes | str, key: str) -> str:
-    """The session id for a stable ``key`` (a user, a conversation ...).
-
-    The same ``secret`` and ``key`` always give the same id (64 hex digits,
-    an HMAC-SHA256), so a stateless process can find a session again;
-    without the secret nobody can compute another key's id. ``secret`` must
-    hold at least 16 bytes and stay private.
-    """
-    if isinstance(secret, str):
-        secret = secret.encode()
-    if not isinstance(secret, bytes) or len(secret) < 16:
-        raise ValidationError("secret", "must be at least 16 bytes")
-    if not isinstance(key, str) or not key:
-        raise ValidationError("key", "must be a non-empty string")
-    # The label keeps these ids apart from any other HMAC made with the
-    # same secret (for example the bridge's session tokens).
-    message = b"agentcore-bridge session id\x00" + key.encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 # Request headers.
