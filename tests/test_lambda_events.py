@@ -413,3 +413,24 @@ def test_lifecycle_logs_are_json_lines_without_payloads_or_secrets(
     assert SECRET not in caplog.text
     assert stack.credentials.secret_access_key not in caplog.text
     assert "v1." not in caplog.text
+
+
+def test_the_lambda_client_reports_lambda_errors_typed(gateway: Gateway) -> None:
+    from agentcore_bridge.exceptions import ServiceError
+    from agentcore_bridge.sync.lambda_api import LambdaClient
+
+    client = LambdaClient(
+        region=gateway.region,
+        endpoint_url=gateway.lambda_url,
+        credentials=gateway.credentials,
+    )
+    queued = client.invoke(function_arn(gateway), {"x": 1}, invocation_type="Event")
+    assert (queued.status, queued.payload) == (202, None)
+    with pytest.raises(ServiceError) as missing:
+        client.invoke("another-function", {})
+    assert (missing.value.status, missing.value.error_type) == (
+        404,
+        "ResourceNotFoundException",
+    )
+    with pytest.raises(ValidationError):
+        client.invoke(function_arn(gateway), {}, invocation_type="DryRun")

@@ -158,3 +158,18 @@ def test_without_the_runtime_module_nothing_is_registered(tmp_path: Path) -> Non
         "print(json.dumps(a.SNAPSTART_HOOKS))"
     )
     assert run(tmp_path, script, {}) is False
+
+
+def test_a_bridge_built_in_code_registers_its_own_hooks(tmp_path: Path) -> None:
+    (tmp_path / "snapshot_restore_py.py").write_text(FAKE_MODULE)
+    script = (
+        "import json, snapshot_restore_py as runtime\n"
+        "from agentcore_bridge.awslambda import LambdaBridge\n"
+        "from agentcore_bridge.config import Settings\n"
+        "before = len(runtime.after_restore)\n"
+        "bridge = LambdaBridge(Settings.from_env())\n"
+        "print(json.dumps([before, len(runtime.after_restore),\n"
+        "    runtime.after_restore[-1] == bridge.after_restore]))"
+    )
+    arn = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/agent-AbC123"
+    assert run(tmp_path, script, {"AGENTCORE_RUNTIME_ARN": arn}) == [1, 2, True]
