@@ -22,7 +22,7 @@ from agentcore_bridge.exceptions import (
     ValidationError,
 )
 
-EVENTS = Path(__file__).resolve().parents[1].parent / "shared" / "apigw-events"
+EVENTS = Path(__file__).resolve().parent / "apigw_events"
 
 
 def test_endpoint_is_built_from_api_id_region_and_stage() -> None:
@@ -47,7 +47,7 @@ def test_endpoint_ignores_a_custom_domain_name() -> None:
     assert url == "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
 
 
-@pytest.mark.skipif(not EVENTS.is_dir(), reason="shared/apigw-events not present")
+@pytest.mark.skipif(not EVENTS.is_dir(), reason="captured events not present")
 def test_endpoint_from_a_captured_message_event() -> None:
     event = json.loads((EVENTS / "message.json").read_text())
     context = event["requestContext"]
