@@ -1,0 +1,269 @@
+"""A demo agent that follows the AgentCore Runtime container contract.
+
+It answers the way an agent built with ``BedrockAgentCoreApp`` (PyPI
+``bedrock-agentcore``) does, without a model behind it:
+
+- ``POST /invocations`` takes a JSON payload such as ``{"prompt": "hi"}``
+  and streams the answer word by word as server-sent events, one
+  ``data: <json>\\n\\n`` event per word, strings JSON-quoted, no end marker,
+  ``Content-Type: text/event-stream; charset=utf-8``.
+- ``GET /ping`` answers ``{"status": "Healthy", "time_of_last_update": <unix s>}``.
+- ``/ws`` is a WebSocket chat: binary frames come back unchanged, a JSON
+  text frame with a ``prompt`` is answered word by word, other text frames
+  are echoed.
+
+Every answer names the turn of its session (counted per value of the
+``X-Amzn-Bedrock-AgentCore-Runtime-Session-Id`` header that AgentCore
+forwards), so a resumed session is visible: "Turn 2 of this session".
+
+Test knobs in the invocation payload (all optional):
+
+==================  ======================================================
+``words``           append N filler words (a long answer)
+``size``            append filler text of exactly N characters, sent in
+                    events of ``chunk`` characters (default 1024)
+``fail_after``      after K events, send the ``BedrockAgentCoreApp`` error
+                    event ``{"error", "error_type", "message"}`` and stop
+``json``            answer once with ``application/json`` instead of SSE
+``delay``           seconds between events, overriding ``--word-delay``
+``status``          answer with this HTTP status and a JSON error body
+``echo_headers``    (with ``json``) include the request headers received
+==================  ======================================================
+
+Run it with ``agentcore-bridge demo-agent --port 8080``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..agentcore import SESSION_ID_HEADER
+from ._serve import serve
+
+__all__ = ["create_demo_agent_app", "main"]
+
+logger = logging.getLogger("agentcore_bridge.local")
+
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
+JSON_CONTENT_TYPE = "application/json"
+
+# BedrockAgentCoreApp's fixed text for a failure inside a stream.
+_STREAM_ERROR_MESSAGE = "An error occurred during streaming"
+_MAX_TRACKED_SESSIONS = 10_000
+_FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing")
+
+
+class _DemoAgent:
+    """The agent's state: the start time and a turn counter per session."""
+
+    def __init__(self, word_delay: float) -> None:
+        self.word_delay = word_delay
+        self.time_of_last_update = int(time.time())
+        self._turns: dict[str, int] = {}
+
+    def next_turn(self, session_id: str | None) -> int:
+        """Count one more turn for ``session_id`` (every call is turn 1 without one)."""
+        if not session_id:
+            return 1
+        turn = self._turns.pop(session_id, 0) + 1
+        if len(self._turns) >= _MAX_TRACKED_SESSIONS:
+            # Forget the least recently used session: dicts keep insertion
+            # order and every turn re-inserts its session at the end.
+            del self._turns[next(iter(self._turns))]
+        self._turns[session_id] = turn
+        return turn
+
+
+_AGENT_KEY = web.AppKey("demo_agent", _DemoAgent)
+
+
+def create_demo_agent_app(*, word_delay: float = 0.02) -> web.Application:
+    """Build the demo agent; ``word_delay`` is the pause between streamed words."""
+    app = web.Application()
+    app[_AGENT_KEY] = _DemoAgent(word_delay)
+    app.router.add_post("/invocations", _invocations)
+    app.router.add_get("/ping", _ping)
+    app.router.add_get("/ws", _websocket)
+    return app
+
+
+async def _ping(request: web.Request) -> web.Response:
+    agent = request.app[_AGENT_KEY]
+    body = {"status": "Healthy", "time_of_last_update": agent.time_of_last_update}
+    return web.json_response(body)
+
+
+async def _invocations(request: web.Request) -> web.StreamResponse:
+    agent = request.app[_AGENT_KEY]
+    try:
+        payload = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        # The same answer BedrockAgentCoreApp gives to a body that is not JSON.
+        return web.json_response(
+            {"error": "Invalid JSON", "details": "the body is not JSON"}, status=400
+        )
+    if not isinstance(payload, dict):
+        payload = {"prompt": payload}
+
+    session_id = request.headers.get(SESSION_ID_HEADER)
+    turn = agent.next_turn(session_id)
+    logger.info("demo agent: turn %d of session %s", turn, session_id)
+
+    status = _int_knob(payload, "status", 0)
+    if status >= 400:
+        return web.json_response(
+            {"error": f"the demo agent was asked to fail with {status}"},
+            status=status,
+        )
+
+    pieces = _answer(payload, turn, session_id is not None)
+    delay = _float_knob(payload, "delay", agent.word_delay)
+    if payload.get("json"):
+        body: dict[str, Any] = {
+            "answer": "".join(pieces),
+            "turn": turn,
+            "session_id": session_id,
+        }
+        if payload.get("echo_headers"):
+            body["headers"] = dict(request.headers)
+        return web.Response(
+            body=json.dumps(body, ensure_ascii=False).encode(),
+            headers={"Content-Type": JSON_CONTENT_TYPE},
+        )
+
+    response = web.StreamResponse(headers={"Content-Type": SSE_CONTENT_TYPE})
+    await response.prepare(request)
+    fail_after = _int_knob(payload, "fail_after", -1)
+    if fail_after >= 0:
+        pieces = pieces[:fail_after]
+    for index, piece in enumerate(pieces):
+        if index and delay > 0:
+            await asyncio.sleep(delay)
+        await response.write(_sse(piece))
+    if fail_after >= 0:
+        await response.write(_sse(_error_event(len(pieces))))
+    await response.write_eof()
+    return response
+
+
+def _answer(payload: dict[str, Any], turn: int, has_session: bool) -> list[str]:
+    """The answer as the pieces to stream; joined they read as one text."""
+    prompt = payload.get("prompt", "")
+    if not isinstance(prompt, str):
+        prompt = json.dumps(prompt, ensure_ascii=False)
+    opening = f"Turn {turn} of this session." if has_session else "No session."
+    words = f"{opening} You said: {prompt}".split()
+    extra = _int_knob(payload, "words", 0)
+    words += [_FILLER[i % len(_FILLER)] for i in range(extra)]
+    pieces = [words[0]] + [" " + word for word in words[1:]]
+
+    size = _int_knob(payload, "size", 0)
+    if size > 0:
+        chunk = max(1, _int_knob(payload, "chunk", 1024))
+        filler = ("x" * 63 + "\n") * (size // 64 + 1)
+        pieces += [filler[i : min(i + chunk, size)] for i in range(0, size, chunk)]
+    return pieces
+
+
+def _error_event(after: int) -> dict[str, str]:
+    return {
+        "error": f"the demo agent was asked to fail after {after} events",
+        "error_type": "DemoAgentError",
+        "message": _STREAM_ERROR_MESSAGE,
+    }
+
+
+def _sse(value: object) -> bytes:
+    return f"data: {json.dumps(value, ensure_ascii=False)}\n\n".encode()
+
+
+def _int_knob(payload: dict[str, Any], name: str, default: int) -> int:
+    value = payload.get(name, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _float_knob(payload: dict[str, Any], name: str, default: float) -> float:
+    value = payload.get(name, default)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return default
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    """Chat over one WebSocket.
+
+    Binary frames are echoed unchanged. A text frame holding a JSON object
+    with ``prompt`` is answered with one ``{"type": "chunk", "data": ...}``
+    frame per word and a final ``{"type": "end", "turn": n}``; one with
+    ``close`` (a close code) and optional ``reason`` makes the agent close
+    the connection with that code. Any other text frame is echoed.
+    """
+    agent = request.app[_AGENT_KEY]
+    session_id = request.headers.get(SESSION_ID_HEADER)
+    ws = web.WebSocketResponse(max_msg_size=0)
+    await ws.prepare(request)
+
+    async for message in ws:
+        if message.type is WSMsgType.BINARY:
+            await ws.send_bytes(message.data)
+        elif message.type is WSMsgType.TEXT:
+            command = _json_object(message.data)
+            if command is not None and isinstance(command.get("close"), int):
+                reason = str(command.get("reason", ""))
+                await ws.close(code=command["close"], message=reason.encode())
+                break
+            if command is not None and "prompt" in command:
+                turn = agent.next_turn(session_id)
+                delay = _float_knob(command, "delay", agent.word_delay)
+                for index, piece in enumerate(_answer(command, turn, bool(session_id))):
+                    if index and delay > 0:
+                        await asyncio.sleep(delay)
+                    await ws.send_str(json.dumps({"type": "chunk", "data": piece}))
+                await ws.send_str(json.dumps({"type": "end", "turn": turn}))
+            else:
+                await ws.send_str(message.data)
+    return ws
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def main(argv: Sequence[str]) -> int:
+    """``agentcore-bridge demo-agent``: serve the demo agent until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="agentcore-bridge demo-agent",
+        description="Run a demo agent that follows the AgentCore container contract.",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="default 8080")
+    parser.add_argument(
+        "--word-delay",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="pause between streamed words (default 0.02)",
+    )
+    args = parser.parse_args(argv)
+    app = create_demo_agent_app(word_delay=args.word_delay)
+
+    def ready(url: str) -> None:
+        print(f"demo agent listening on {url}", flush=True)  # noqa: T201
+
+    return serve(app, args.host, args.port, ready)
