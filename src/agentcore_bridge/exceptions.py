@@ -25,6 +25,8 @@ retry or report::
     │       └── ThrottledError    429 LimitExceededException
     ├── AgentError                the agent reported a failure inside a
     │                             successful (200) stream
+    ├── AuthenticationError       a client's connection was refused
+    │                             (no or bad credentials, origin not allowed)
     └── ProtocolError             a peer sent bytes that break a protocol
         └── FrameError            a client frame breaks protocol v1;
             │                     carries the protocol error code
@@ -46,6 +48,7 @@ from collections.abc import Sequence
 __all__ = [
     "AgentCoreError",
     "AgentError",
+    "AuthenticationError",
     "BridgeError",
     "ConfigurationError",
     "ConnectionsError",
@@ -225,6 +228,29 @@ class AgentError(BridgeError):
         self.error_type = error_type
         self.message = message
         super().__init__(f"agent failed: {error_type}: {message}")
+
+
+class AuthenticationError(BridgeError):
+    """A client's connection request was refused before the WebSocket opened.
+
+    Raised by authentication hooks (see ``agentcore_bridge.server.auth``).
+    ``status`` is the HTTP status of the refusal: 401 when credentials are
+    missing or wrong (``challenge`` is then the ``WWW-Authenticate`` value),
+    403 when they are valid but not allowed. ``message`` is sent to the
+    client: never put the credential in it.
+    """
+
+    def __init__(
+        self,
+        message: str = "authentication required",
+        *,
+        status: int = 401,
+        challenge: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.challenge = challenge
+        super().__init__(message)
 
 
 class ProtocolError(BridgeError):
