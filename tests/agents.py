@@ -24,6 +24,7 @@ __all__ = [
     "STREAMING_ITEMS",
     "WS_CLOSE_PREFIX",
     "failing_agent",
+    "failing_sse",
     "returning_agent",
     "sse_bytes",
     "streaming_agent",

@@ -244,7 +244,7 @@ def asgi_agent(app: Any) -> Iterator[str]:
     config = uvicorn.Config(
         app,
         log_level="warning",
-        lifespan="off",
+        lifespan="auto",
         timeout_graceful_shutdown=1,
         ws_ping_interval=None,
     )

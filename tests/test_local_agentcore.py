@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 
+from agentcore_bridge import Credentials
 from agentcore_bridge.agentcore import SESSION_ID_HEADER, USER_ID_HEADER
+from agentcore_bridge.local.agentcore import main as agentcore_main
 from emulator_calls import Answer, call, new_session_id, open_call, stop
-from stack import Emulator, agentcore_emulator, local_stack, running_app
+from stack import Emulator, agentcore_emulator, demo_agent, local_stack, running_app
 
 JSON_PAYLOAD = {"prompt": "hi", "json": True}
 
@@ -342,3 +348,63 @@ def test_the_control_api_rejects_bad_input_and_hides_secrets(
     settings = emulator.configure()
     assert settings["access_key_ids"] == [emulator.credentials.access_key_id]
     assert emulator.credentials.secret_access_key not in json.dumps(settings)
+
+
+# The command line.
+
+
+def test_the_local_agentcore_command_prints_what_to_export_and_serves() -> None:
+    with demo_agent() as agent_url:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agentcore_bridge.cli",
+                "local-agentcore",
+                "--port",
+                "0",
+                "--agent-url",
+                agent_url,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            assert process.stdout is not None
+            exported = {}
+            for line in process.stdout:
+                if line.startswith("  export "):
+                    name, _, value = (
+                        line.removeprefix("  export ").strip().partition("=")
+                    )
+                    exported[name] = value
+                if line.startswith("Control API"):
+                    break
+            emulator = Emulator(
+                url=exported["AGENTCORE_ENDPOINT_URL"],
+                credentials=Credentials(
+                    exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"]
+                ),
+                runtime_arn=exported["AGENTCORE_RUNTIME_ARN"],
+                region=exported["AWS_REGION"],
+                agent_url=agent_url,
+            )
+            assert call(emulator, payload=JSON_PAYLOAD).status == 200
+        finally:
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--credentials", "only-a-key"],
+        ["--runtime-arn", "arn:aws:s3:::bucket"],
+        ["--fault", '{"kind": "explode"}'],
+    ],
+)
+def test_the_command_refuses_bad_arguments(arguments: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        agentcore_main(arguments)
+    assert exited.value.code == 2

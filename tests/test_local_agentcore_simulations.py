@@ -279,3 +279,19 @@ def test_reset_forgets_sessions_and_counters() -> None:
         assert stats["requests"] == {}
         call(emulator, payload=PAYLOAD, session_id=session_id)
         assert emulator.session_stats(session_id)["cold_starts"] == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "explode"},
+        {"kind": "error", "nth": 0},
+        {"kind": "error", "status": 99},
+        {"kind": "close", "operation": "invoke"},
+        {"kind": "reset", "after_events": -1},
+        {"kind": "error", "colour": "red"},
+    ],
+)
+def test_a_malformed_fault_is_refused(fields: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Fault.from_json(fields)

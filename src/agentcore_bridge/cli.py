@@ -13,6 +13,14 @@ from collections.abc import Callable, Sequence
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo-agent": (
+        "agentcore_bridge.local.demo_agent:main",
+        "run a demo agent that follows the AgentCore container contract",
+    ),
+    "local-agentcore": (
+        "agentcore_bridge.local.agentcore:main",
+        "run a local emulator of the AgentCore Runtime data plane",
+    ),
     "demo": (
         "agentcore_bridge.local.demo:main",
         "run the demo agent, the AgentCore emulator and the bridge with a chat page",

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -51,9 +52,9 @@ async def _serve(
         await runner.cleanup()
 
 
-def base_url(address: object) -> str:
+def base_url(address: Any) -> str:
     """``http://host:port`` for a socket address as ``AppRunner.addresses`` gives it."""
-    host, port = address[0], address[1]  # type: ignore[index]
+    host, port = address[0], address[1]
     if ":" in str(host):
         host = f"[{host}]"
     return f"http://{host}:{port}"
