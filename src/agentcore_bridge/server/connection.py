@@ -197,14 +197,14 @@ class BridgeConnection:
         while True:
             message = await ws.receive()
             kind = message.type
-            if kind is WSMsgType.TEXT:
+            if kind == WSMsgType.TEXT:
                 await self._on_text(message.data)
-            elif kind is WSMsgType.BINARY:
+            elif kind == WSMsgType.BINARY:
                 try:
                     parse_client_frame(message.data, binary=True)
                 except FrameError as exc:
                     await self._refuse(exc)
-            elif kind is WSMsgType.ERROR:
+            elif kind == WSMsgType.ERROR:
                 code = getattr(message.data, "code", None)
                 if code == 1009:
                     logger.warning(

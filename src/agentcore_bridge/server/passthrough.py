@@ -75,6 +75,7 @@ class Passthrough:
         self.messages_to_agent = 0
         self.messages_to_client = 0
         self._ending: tuple[int, str, int] | None = None
+        self._client_too_big = False
         client.on_stalled = self._on_stalled
 
     async def run(self) -> tuple[str, int | None]:
@@ -98,13 +99,14 @@ class Passthrough:
                 return "server", client_code
             if to_agent in done:
                 code, reason = to_agent.result()
-                # The client left without a close frame, or broke a limit:
-                # for the agent, the client went away.
+                if self._client_too_big:
+                    # aiohttp closed the client with 1009; for the agent, the
+                    # client went away.
+                    await self._close_agent(1001, "")
+                    return "client", 1009
+                # Without a close frame the client went away, too.
                 await self._close_agent(forwardable_close_code(code, 1001), reason)
-                if code == 1009:
-                    await self.client.close(1009, "message too big")
-                else:
-                    await self.client.close(1000, "")
+                await self.client.close(1000, "")
                 return "client", code
             code, reason = to_client.result()
             await self.client.close(forwardable_close_code(code, 1011), reason)
@@ -121,13 +123,13 @@ class Passthrough:
         try:
             while True:
                 message = await ws.receive()
-                if message.type is WSMsgType.TEXT:
+                if message.type == WSMsgType.TEXT:
                     await self.agent.send_str(message.data)
-                elif message.type is WSMsgType.BINARY:
+                elif message.type == WSMsgType.BINARY:
                     await self.agent.send_bytes(message.data)
-                elif message.type is WSMsgType.CLOSE:
+                elif message.type == WSMsgType.CLOSE:
                     return message.data, message.extra or ""
-                elif message.type is WSMsgType.ERROR:
+                elif message.type == WSMsgType.ERROR:
                     code = getattr(message.data, "code", None)
                     if code == 1009:
                         logger.warning(
@@ -136,7 +138,7 @@ class Passthrough:
                             self.id,
                             self.server.settings.passthrough_max_frame_bytes,
                         )
-                        return 1009, "the client sent a message that is too big"
+                        self._client_too_big = True
                     return None, ""
                 else:
                     return ws.close_code, ""
@@ -148,13 +150,13 @@ class Passthrough:
         try:
             while True:
                 message = await self.agent.receive()
-                if message.type is WSMsgType.TEXT:
+                if message.type == WSMsgType.TEXT:
                     await self.client.send_str(message.data)
-                elif message.type is WSMsgType.BINARY:
+                elif message.type == WSMsgType.BINARY:
                     await self.client.send_bytes(message.data)
-                elif message.type is WSMsgType.CLOSE:
+                elif message.type == WSMsgType.CLOSE:
                     return message.data, message.extra or ""
-                elif message.type is WSMsgType.ERROR:
+                elif message.type == WSMsgType.ERROR:
                     code = getattr(message.data, "code", None)
                     if code == 1009:
                         logger.warning(
