@@ -36,6 +36,7 @@ __all__ = [
     "ProtocolClient",
     "bridge_stack",
     "closed_with",
+    "demo_process",
     "serve_process",
     "wait_for",
 ]
@@ -211,6 +212,29 @@ def serve_process(
             _, errors = process.communicate(timeout=10)
             raise AssertionError(f"serve did not start: {line!r} {errors}")
         yield process, line.rsplit(" ", 1)[1].strip()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+@contextmanager
+def demo_process(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run ``agentcore-bridge demo``; yield it and the page's base URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agentcore_bridge.cli", "demo", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if "open http://" not in line:
+            process.kill()
+            _, errors = process.communicate(timeout=10)
+            raise AssertionError(f"demo did not start: {line!r} {errors}")
+        yield process, line.split("open ", 1)[1].split("/ in", 1)[0]
     finally:
         if process.poll() is None:
             process.kill()

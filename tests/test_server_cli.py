@@ -10,13 +10,11 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from agentcore_bridge.cli import main as cli_main
-from server_helpers import ProtocolClient
+from server_helpers import ProtocolClient, demo_process
 
 ARN = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/demo_agent-LocalEmu01"
 
@@ -92,29 +90,10 @@ def test_serve_reports_a_busy_port() -> None:
     assert "already in use" in result.stderr
 
 
-@contextmanager
-def demo(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "agentcore_bridge.cli", "demo", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "open http://" in line, line + process.stderr.read()
-        yield process, line.split("open ", 1)[1].split("/ in", 1)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=10)
-
-
 def test_demo_serves_the_page_and_chats_through_the_bridge_then_stops_on_ctrl_c() -> (
     None
 ):
-    with demo("--port", "0", "--word-delay", "0") as (process, url):
+    with demo_process("--port", "0", "--word-delay", "0") as (process, url):
         with urllib.request.urlopen(url + "/", timeout=5) as response:
             page = response.read().decode()
         with urllib.request.urlopen(url + "/static/bridge-client.js", timeout=5) as r:

@@ -142,5 +142,6 @@
     connect();
   });
 
+  if (savedToken()) addNotice("Resuming the session saved by this browser.");
   connect();
 })();
