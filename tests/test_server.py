@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -455,3 +456,27 @@ def test_an_invocation_over_its_time_limit_ends_with_timeout() -> None:
         frame = run(scenario())
     assert frame["code"] == "timeout"
     assert frame["retryable"] is True
+
+
+def test_logs_never_carry_tokens_or_payloads_even_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="agentcore_bridge")
+    with bridge_stack() as bridge:
+
+        async def scenario() -> str:
+            client = await ProtocolClient.connect(bridge.ws_url())
+            token = client.session["session"] if client.session else ""
+            await client.run("p", {"prompt": "secret-payload-words"}, session=token)
+            await client.close()
+            again = await ProtocolClient.connect(bridge.ws_url(session=token))
+            await again.close()
+            return token
+
+        token = run(scenario())
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "invocation p started" in text
+    assert "sending chunk" in text
+    assert token not in text
+    assert token.split(".")[1] not in text
+    assert "secret-payload-words" not in text

@@ -14,7 +14,8 @@ import urllib.request
 import pytest
 
 from agentcore_bridge.cli import main as cli_main
-from server_helpers import ProtocolClient, demo_process
+from server_helpers import ProtocolClient, demo_process, serve_process
+from stack import local_stack
 
 ARN = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/demo_agent-LocalEmu01"
 
@@ -132,3 +133,31 @@ def test_demo_says_clearly_when_its_port_is_busy() -> None:
     assert f"port {port} is already in use" in result.stderr
     assert f"--port {port + 1}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_access_log_leaves_out_the_query_string() -> None:
+    with (
+        local_stack() as emulator,
+        serve_process(emulator, "--access-log") as (
+            process,
+            url,
+        ),
+    ):
+        ws = (
+            url.replace("http", "ws", 1)
+            + "/ws?session=secret-session&access_token=tok-9f8e7d"
+        )
+
+        async def scenario() -> None:
+            client = await ProtocolClient.connect(ws)
+            await client.close()
+
+        asyncio.run(scenario())
+        urllib.request.urlopen(url + "/healthz?x=hidden", timeout=5).close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        _, err = process.communicate(timeout=10)
+    assert '"GET /healthz" 200' in err
+    assert '"GET /ws" 101' in err
+    for secret in ("secret-session", "tok-9f8e7d", "hidden"):
+        assert secret not in err

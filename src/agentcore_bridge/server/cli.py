@@ -28,13 +28,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from ..config import Settings
 from ..exceptions import ConfigurationError, ValidationError
 from .app import create_app, get_server
 from .sockets import CLOSE_TIMEOUT
 
-__all__ = ["JsonFormatter", "configure_logging", "main", "serve"]
+__all__ = ["AccessLogger", "JsonFormatter", "configure_logging", "main", "serve"]
 
 logger = logging.getLogger("agentcore_bridge.server")
 
@@ -150,6 +151,7 @@ async def _serve(
         app,
         handle_signals=False,
         access_log=logging.getLogger("aiohttp.access") if access_log else None,
+        access_log_class=AccessLogger,
         shutdown_timeout=CLOSE_TIMEOUT,
     )
     await runner.setup()
@@ -189,6 +191,27 @@ async def _serve(
     finally:
         await runner.cleanup()
     return 0
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per HTTP request, without the query string.
+
+    The query may carry a bearer token (``access_token``) or a session
+    token (``session``), which must never reach the logs; aiohttp's default
+    format logs the whole request line.
+    """
+
+    def log(
+        self, request: web.BaseRequest, response: web.StreamResponse, time: float
+    ) -> None:
+        self.logger.info(
+            '%s "%s %s" %d %.3f s',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time,
+        )
 
 
 def _base_url(address: Any) -> str:

@@ -449,6 +449,13 @@ class BridgeConnection:
     # Sending.
 
     async def _send(self, text: str) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            # Encoders write the type first: {"type":"chunk",... The rest
+            # may be agent output, which stays out of the logs.
+            kind = text[9 : text.find('"', 9)]
+            logger.debug(
+                "connection %s: sending %s (%d characters)", self.id, kind, len(text)
+            )
         parts = (
             split_frame(text, self._message_limit)
             if len(text) > self._split_above
