@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
 from typing import Any
 
@@ -480,3 +481,53 @@ def test_logs_never_carry_tokens_or_payloads_even_at_debug(
     assert token not in text
     assert token.split(".")[1] not in text
     assert "secret-payload-words" not in text
+
+
+def test_every_invocation_ends_exactly_once_whatever_happens_to_it() -> None:
+    """Many invocations at once, some cancelled at random moments (even
+    before they start), some failing, some refused over the limit: each id
+    gets exactly one terminal frame, and nothing after it."""
+    rng = random.Random(20240601)
+    ids = [f"r{n}" for n in range(24)]
+
+    async def scenario() -> ProtocolClient:
+        client = await ProtocolClient.connect(bridge.ws_url())
+        for id in ids:
+            payload: dict[str, Any] = {"prompt": id, "words": rng.randint(0, 12)}
+            payload["delay"] = rng.choice([0, 0.005, 0.02])
+            if rng.random() < 0.2:
+                payload["fail_after"] = rng.randint(0, 3)
+            await client.invoke(id, payload)
+            if rng.random() < 0.3:
+                await client.cancel(id)
+        for id in rng.sample(ids, 6):
+            await asyncio.sleep(rng.random() * 0.05)
+            await client.cancel(id)
+        ended: set[str] = set()
+        while len(ended) < len(ids):
+            frame = await client.next_frame()
+            if frame["type"] in ("end", "error"):
+                ended.add(frame["id"])
+        # Anything late for an id would arrive before this pong.
+        await client.ping("last")
+        while (await client.next_frame())["type"] != "pong":
+            pass
+        await client.close()
+        return client
+
+    with bridge_stack(max_invocations=16, invocation_burst=100) as bridge:
+        client = run(scenario())
+    outcomes = set()
+    for id in ids:
+        frames = client.frames_of(id)
+        kinds = [f["type"] for f in frames]
+        assert kinds.count("end") + kinds.count("error") == 1, (id, kinds)
+        assert kinds[-1] in ("end", "error"), (id, kinds)
+        chunks = [f["seq"] for f in frames if f["type"] == "chunk"]
+        assert chunks == list(range(len(chunks)))
+        if frames[-1]["type"] == "end":
+            assert frames[-1]["seq"] == len(chunks)
+        outcomes.add(frames[-1].get("code", "end"))
+    # The scenario did exercise several ways of ending, and no other.
+    assert {"end", "cancelled"} <= outcomes
+    assert outcomes <= {"end", "cancelled", "agent_error", "too_many_invocations"}
