@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "agentcore_bridge.local.demo:main",
         "run the demo agent, the AgentCore emulator and the bridge with a chat page",
     ),
+    "local-apigw": (
+        "agentcore_bridge.local.apigw:main",
+        "run a Lambda handler behind a local API Gateway WebSocket API emulator",
+    ),
     "serve": (
         "agentcore_bridge.server.cli:main",
         "run the bridge WebSocket server (settings from flags and the environment)",
