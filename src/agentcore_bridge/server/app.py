@@ -27,7 +27,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Collection, Coroutine, Mapping
+from collections.abc import Collection, Coroutine, Iterator, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -182,7 +182,7 @@ class BridgeServer:
             self._no_invocations.set()
 
     @contextlib.contextmanager
-    def _socket_slot(self) -> Any:
+    def _socket_slot(self) -> Iterator[None]:
         self.open_sockets += 1
         self._no_sockets.clear()
         try:
@@ -294,6 +294,12 @@ class BridgeServer:
                 )
                 return await refuse_after_upgrade(
                     request, self, marker, exc.code, exc.reason
+                )
+            if self.draining:
+                # Shutdown began while AgentCore was answering.
+                await agent.close(code=1001)
+                return await refuse_after_upgrade(
+                    request, self, marker, 1001, "the server is shutting down"
                 )
             chosen = [agent.protocol] if agent.protocol else marker
             try:
