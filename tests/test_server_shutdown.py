@@ -233,7 +233,7 @@ def test_healthz_is_503_while_draining_and_json(emulator: Emulator) -> None:
 
         async def scenario() -> tuple[int, Any]:
             client = await ProtocolClient.connect(ws_url)
-            await client.invoke("k", {"prompt": "x", "words": 40, "delay": 0.05})
+            await client.invoke("k", {"prompt": "x", "words": 20, "delay": 0.05})
             await client.next_frame()
             process.send_signal(signal.SIGTERM)
             wait_for(lambda: healthz(url) == 503)
