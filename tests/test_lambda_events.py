@@ -28,7 +28,7 @@ from agentcore_bridge.awslambda import LambdaBridge
 from agentcore_bridge.awslambda._events import classify, warmer_spec
 from agentcore_bridge.client import FrameDecoder, encode_invoke
 from agentcore_bridge.config import Settings
-from agentcore_bridge.exceptions import AuthorizationError, ValidationError
+from agentcore_bridge.exceptions import AuthenticationError, ValidationError
 from agentcore_bridge.sessions import SessionTokens, derive_session_id
 from apigw_stack import Gateway, local_apigw
 from stack import Emulator, local_stack
@@ -158,7 +158,7 @@ def test_connect_hook_decides_with_401_or_403(
     def authorize(event: Any) -> str:
         status = int(event["headers"].get("X-Test-Status", "200"))
         if status != 200:
-            raise AuthorizationError(status, "refused by the test")
+            raise AuthenticationError("refused by the test", status=status)
         return "principal-1"
 
     bridge = make_bridge(stack, gateway)
@@ -255,7 +255,7 @@ def test_captured_authorizer_call_gets_a_policy_for_the_principal(
 ) -> None:
     def authorize(event: Any) -> str:
         if event["headers"].get("Authorization") != "Leo":
-            raise AuthorizationError(403, "who?")
+            raise AuthenticationError("who?", status=403)
         return "Leo"
 
     settings = make_bridge(stack, gateway).settings
@@ -280,7 +280,7 @@ def test_an_authorizer_401_is_raised_as_api_gateway_expects(
     stack: Emulator, gateway: Gateway
 ) -> None:
     def authorize(event: Any) -> str:
-        raise AuthorizationError(401, "no credentials")
+        raise AuthenticationError("no credentials", status=401)
 
     settings = make_bridge(stack, gateway).settings
     bridge = LambdaBridge(settings, authorize=authorize, credentials=stack.credentials)

@@ -25,8 +25,9 @@ retry or report::
     │       └── ThrottledError    429 LimitExceededException
     ├── AgentError                the agent reported a failure inside a
     │                             successful (200) stream
-    ├── AuthorizationError        an authorization hook refuses a client
-    │                             connection (401 or 403)
+    ├── AuthenticationError       a client's connection is refused (401 or
+    │                             403), by an authentication hook or an
+    │                             origin check, on the server or on Lambda
     └── ProtocolError             a peer sent bytes that break a protocol
         └── FrameError            a client frame breaks protocol v1;
             │                     carries the protocol error code
@@ -48,7 +49,7 @@ from collections.abc import Sequence
 __all__ = [
     "AgentCoreError",
     "AgentError",
-    "AuthorizationError",
+    "AuthenticationError",
     "BridgeError",
     "ConfigurationError",
     "ConnectionsError",
@@ -230,20 +231,28 @@ class AgentError(BridgeError):
         super().__init__(f"agent failed: {error_type}: {message}")
 
 
-class AuthorizationError(BridgeError):
-    """Raised by an authorization hook to refuse a client connection.
+class AuthenticationError(BridgeError):
+    """A client's connection request was refused before the WebSocket opened.
 
-    ``status`` is the HTTP status of the refusal: 401 when the client did
-    not prove who it is, 403 when it did but may not connect. ``reason`` is
-    for the bridge's logs only; the client sees the status alone.
+    Raised by authentication hooks (the server's ``authenticate`` and the
+    Lambda adapter's ``authorize``).
+    ``status`` is the HTTP status of the refusal: 401 when credentials are
+    missing or wrong (``challenge`` is then the ``WWW-Authenticate`` value),
+    403 when they are valid but not allowed. ``message`` is sent to the
+    client: never put the credential in it.
     """
 
-    def __init__(self, status: int = 401, reason: str = "not authorized") -> None:
-        if status not in {401, 403}:
-            raise ValueError("status must be 401 or 403")
+    def __init__(
+        self,
+        message: str = "authentication required",
+        *,
+        status: int = 401,
+        challenge: str | None = None,
+    ) -> None:
+        self.message = message
         self.status = status
-        self.reason = reason
-        super().__init__(f"connection refused ({status}): {reason}")
+        self.challenge = challenge
+        super().__init__(message)
 
 
 class ProtocolError(BridgeError):

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from agentcore_bridge.awslambda import LambdaBridge
 from agentcore_bridge.config import Settings
-from agentcore_bridge.exceptions import AuthorizationError
+from agentcore_bridge.exceptions import AuthenticationError
 
 
 def authorize(event):
     key = (event.get("queryStringParameters") or {}).get("key")
     if key is None:
-        raise AuthorizationError(401, "no API key")
+        raise AuthenticationError("no API key", status=401)
     if key != "open-sesame":
-        raise AuthorizationError(403, "unknown API key")
+        raise AuthenticationError("unknown API key", status=403)
     return "user-1"
 
 

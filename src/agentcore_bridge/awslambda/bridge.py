@@ -42,7 +42,7 @@ from ..connections import endpoint_from_event
 from ..credentials import Credentials, CredentialSource, as_source
 from ..exceptions import (
     AgentCoreError,
-    AuthorizationError,
+    AuthenticationError,
     BridgeError,
     FrameError,
     GoneError,
@@ -64,7 +64,7 @@ __all__ = ["Authorize", "LambdaBridge", "LambdaContext"]
 
 #: Checks a client at ``$connect``: returns the authenticated principal
 #: (``None`` for an anonymous client it lets in) or raises
-#: :class:`~agentcore_bridge.exceptions.AuthorizationError`.
+#: :class:`~agentcore_bridge.exceptions.AuthenticationError`.
 Authorize = Callable[[Mapping[str, Any]], "str | None"]
 
 # Without BRIDGE_SESSION_SECRET every environment must still derive the
@@ -242,12 +242,12 @@ class LambdaBridge:
         if self._authorize is not None:
             try:
                 principal = self._authorize(event) or principal
-            except AuthorizationError as exc:
+            except AuthenticationError as exc:
                 self._log.write(
                     INFO,
                     "connect_rejected",
                     status=exc.status,
-                    why=exc.reason,
+                    why=exc.message,
                     **fields,
                 )
                 return {"statusCode": exc.status}
@@ -265,7 +265,7 @@ class LambdaBridge:
             except SessionTokenError as exc:
                 # A browser cannot see why a handshake failed, so a stale
                 # token must not lock the client out: it is ignored.
-                self._log.write(INFO, "session_refused", why=exc.reason, **fields)
+                self._log.write(INFO, "session_refused", why=exc.message, **fields)
         self._log.write(
             INFO,
             "connect",
@@ -406,7 +406,7 @@ class LambdaBridge:
             try:
                 session_id = self._verify(frame.session, principal)
             except SessionTokenError as exc:
-                self._log.write(INFO, "session_refused", why=exc.reason, **fields)
+                self._log.write(INFO, "session_refused", why=exc.message, **fields)
                 return
         self._log.write(
             INFO, "cancel", id=frame.id, session=session_hash(session_id), **fields
@@ -429,7 +429,7 @@ class LambdaBridge:
                 session_id = self._verify(frame.session, principal)
             except SessionTokenError as exc:
                 self._log.write(
-                    INFO, "session_refused", id=frame.id, why=exc.reason, **fields
+                    INFO, "session_refused", id=frame.id, why=exc.message, **fields
                 )
                 text = protocol.encode_error(frame.id, exc.code, exc.message)
                 self._post_quietly(connections, connection_id, text)
@@ -640,18 +640,18 @@ class LambdaBridge:
         if denied is None and self._authorize is not None:
             try:
                 principal = self._authorize(event)
-            except AuthorizationError as exc:
+            except AuthenticationError as exc:
                 self._log.write(
                     INFO,
                     "authorizer_denied",
                     status=exc.status,
-                    why=exc.reason,
+                    why=exc.message,
                     **fields,
                 )
                 if exc.status == 401:
                     # What API Gateway turns into 401 Unauthorized.
                     raise RuntimeError("Unauthorized") from None
-                denied = exc.reason
+                denied = exc.message
         principal_id = principal or "anonymous"
         allow = denied is None
         document: dict[str, Any] = {
@@ -675,7 +675,7 @@ class LambdaBridge:
                 session_id = self._verify(token, principal_id)
                 document["context"] = {"agentcoreSessionId": session_id}
             except SessionTokenError as exc:
-                self._log.write(INFO, "session_refused", why=exc.reason, **fields)
+                self._log.write(INFO, "session_refused", why=exc.message, **fields)
         self._log.write(INFO, "authorizer", allowed=allow, why=denied, **fields)
         return document
 
