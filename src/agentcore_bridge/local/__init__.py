@@ -8,6 +8,9 @@
   and faults.
 - :mod:`.emulation`: the emulator's state and decisions (sessions, quotas,
   faults, counters), behind the HTTP front of :mod:`.agentcore`.
+- :mod:`.apigw`: an emulator of API Gateway WebSocket APIs that runs Lambda
+  handlers in worker processes and serves the ``@connections`` and Lambda
+  Invoke APIs.
 - :mod:`.sigv4_verifier`: the signature check the emulators share (pure,
   no I/O).
 
