@@ -368,14 +368,21 @@ def test_connections_are_kept_alive_between_calls(emulator: Emulator) -> None:
         assert proxy.accepted == 1
 
 
-def test_early_close_releases_the_connection(emulator: Emulator) -> None:
-    with counting_proxy(emulator.url) as proxy:
-        with make_client(emulator, endpoint_url=proxy.url) as client:
-            with client.invoke({"prompt": "long", "words": 500}) as stream:
-                next(stream)
-            wait_until(lambda: proxy.open == 0)
-            with client.invoke({"prompt": "next"}) as stream:
-                assert "You said: next" in words(list(stream))
+def test_early_close_releases_the_connection() -> None:
+    """Leaving a stream the agent is still writing closes its connection."""
+    script = Script()
+    with (
+        scripted_agent_url(script) as agent_url,
+        agentcore_emulator(agent_url) as emu,
+        counting_proxy(emu.url) as proxy,
+        make_client(emu, endpoint_url=proxy.url) as client,
+    ):
+        with client.invoke({"gated": 1}) as stream:
+            assert next(stream).data == "before 0"
+        wait_until(lambda: proxy.open == 0)
+        script.gate.set()
+        with client.invoke({"shape": "typescript"}) as stream:
+            assert [event.data for event in stream] == ["Hello", " world"]
         assert proxy.accepted == 2
 
 

@@ -17,7 +17,6 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -89,7 +88,9 @@ RETRYABLE_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 #: Error names AWS uses for credentials whose session token has expired.
 EXPIRED_TOKEN_ERRORS = frozenset({"ExpiredToken", "ExpiredTokenException"})
 
-_ARN = re.compile(
+# Patterns stay strings: re compiles each on first use and caches it, so
+# importing this module (on every Lambda cold start) compiles none.
+_ARN = (
     r"arn:(?P<partition>aws[a-z-]*):bedrock-agentcore:"
     r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):"
     r"runtime/(?P<runtime_id>[A-Za-z0-9][A-Za-z0-9_-]{0,99})"
@@ -97,11 +98,11 @@ _ARN = re.compile(
 # The service accepts 33 to 256 characters, but echoes the id back in a
 # response header limited to 100 characters of this alphabet; ids outside
 # that range work for one call and then cannot be read back.
-_SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{32,99}")
-_QUALIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
+_SESSION_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{32,99}"
+_QUALIFIER = r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d"
 # The service model's ClientToken: 33 to 256 characters.
-_CLIENT_TOKEN = re.compile(r"(?=.{33,256}\Z)[a-zA-Z0-9](?:-*[a-zA-Z0-9])*")
+_CLIENT_TOKEN_PATTERN = r"(?=.{33,256}\Z)[a-zA-Z0-9](?:-*[a-zA-Z0-9])*"  # noqa: S105
 #: (header, maximum length) of the tracing headers, in the argument order of
 #: validate_trace_headers; the limits are the service model's.
 _TRACE_HEADERS = (
@@ -141,7 +142,7 @@ def parse_runtime_arn(arn: str) -> RuntimeArn:
     Raises :class:`ValidationError` (field ``agentRuntimeArn``) unless ``arn``
     has the form ``arn:aws:bedrock-agentcore:REGION:ACCOUNT:runtime/ID``.
     """
-    match = _ARN.fullmatch(arn) if isinstance(arn, str) else None
+    match = re.fullmatch(_ARN, arn) if isinstance(arn, str) else None
     if match is None:
         raise ValidationError(
             "agentRuntimeArn",
@@ -157,7 +158,7 @@ def validate_session_id(value: str, field: str = "runtimeSessionId") -> str:
     The rule: 33 to 100 characters of letters, digits, ``_`` and ``-``,
     starting with a letter or digit.
     """
-    if not isinstance(value, str) or _SESSION_ID.fullmatch(value) is None:
+    if not isinstance(value, str) or re.fullmatch(_SESSION_ID, value) is None:
         raise ValidationError(
             field,
             "must be 33 to 100 characters of A-Z, a-z, 0-9, '_' and '-', "
@@ -168,7 +169,7 @@ def validate_session_id(value: str, field: str = "runtimeSessionId") -> str:
 
 def validate_qualifier(value: str) -> str:
     """Return ``value`` if it is a usable endpoint name (``qualifier``)."""
-    if not isinstance(value, str) or _QUALIFIER.fullmatch(value) is None:
+    if not isinstance(value, str) or re.fullmatch(_QUALIFIER, value) is None:
         raise ValidationError(
             "qualifier",
             "must be 1 to 100 characters of A-Z, a-z, 0-9, '_' and '-', "
@@ -216,7 +217,7 @@ def runtime_path(arn: str, action: str) -> str:
 
 def validate_region(value: str, field: str = "region") -> str:
     """Return ``value`` if it looks like an AWS region name (``us-east-1``)."""
-    if not isinstance(value, str) or _REGION.fullmatch(value) is None:
+    if not isinstance(value, str) or re.fullmatch(_REGION, value) is None:
         raise ValidationError(field, "must be an AWS region name such as us-east-1")
     return value
 
@@ -391,8 +392,7 @@ def encode_payload(payload: object) -> bytes:
 # Requests.
 
 
-@dataclass(frozen=True)
-class PreparedRequest:
+class PreparedRequest(NamedTuple):
     """A request ready to send: method, full URL, headers and body.
 
     Builders return it unsigned; :func:`sign_request` returns a signed
@@ -401,7 +401,7 @@ class PreparedRequest:
 
     method: str
     url: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str]
     body: bytes = b""
 
     def __repr__(self) -> str:
@@ -464,7 +464,7 @@ def stop_session_request(
     """
     if client_token is None:
         client_token = secrets.token_hex(20)
-    elif _CLIENT_TOKEN.fullmatch(client_token) is None:
+    elif re.fullmatch(_CLIENT_TOKEN_PATTERN, client_token) is None:
         raise ValidationError(
             "clientToken",
             "must be 33 to 256 letters, digits and single or repeated '-', "
@@ -516,7 +516,7 @@ def sign_request(
         service=SERVICE,
         now=now,
     )
-    return replace(request, headers={**request.headers, **added})
+    return request._replace(headers={**request.headers, **added})
 
 
 def presign_websocket_url(
@@ -673,8 +673,14 @@ def _status_phrase(status: int) -> str:
 # Timeouts and retries: plain values shared by the sync and asyncio clients.
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class _TimeoutValues(NamedTuple):
+    connect: float
+    first_byte: float
+    idle: float
+    total: float | None
+
+
+class Timeouts(_TimeoutValues):
     """The bounded waits of one call, in seconds.
 
     - ``connect``: TCP and TLS set-up of a new connection;
@@ -684,26 +690,37 @@ class Timeouts:
     - ``idle``: silence between two reads of a streamed answer;
     - ``total``: the whole call, retries and streaming included (AgentCore
       ends streams after 60 minutes); ``None`` for no limit.
+
+    Raises :class:`ValidationError` for a value that is not a positive number.
     """
 
-    connect: float = 10.0
-    first_byte: float = 120.0
-    idle: float = 300.0
-    total: float | None = 3600.0
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        for name in ("connect", "first_byte", "idle", "total"):
-            value = getattr(self, name)
-            if value is None and name == "total":
-                continue
+    def __new__(
+        cls,
+        connect: float = 10.0,
+        first_byte: float = 120.0,
+        idle: float = 300.0,
+        total: float | None = 3600.0,
+    ) -> Timeouts:
+        values = {"connect": connect, "first_byte": first_byte, "idle": idle}
+        if total is not None:
+            values["total"] = total
+        for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValidationError(f"timeouts.{name}", "must be a number")
             if not value > 0:
                 raise ValidationError(f"timeouts.{name}", "must be positive")
+        return super().__new__(cls, connect, first_byte, idle, total)
 
 
-@dataclass(frozen=True)
-class Retries:
+class _RetryValues(NamedTuple):
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+
+
+class Retries(_RetryValues):
     """How often and how patiently a failed call is sent again.
 
     ``max_attempts`` counts the first try (1 disables retries). The wait
@@ -712,21 +729,20 @@ class Retries:
     spreads the retries of many clients apart.
     """
 
-    max_attempts: int = 3
-    base_delay: float = 0.1
-    max_delay: float = 5.0
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if isinstance(self.max_attempts, bool) or not isinstance(
-            self.max_attempts, int
-        ):
+    def __new__(
+        cls, max_attempts: int = 3, base_delay: float = 0.1, max_delay: float = 5.0
+    ) -> Retries:
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise ValidationError("retries.max_attempts", "must be an integer")
-        if self.max_attempts < 1:
+        if max_attempts < 1:
             raise ValidationError("retries.max_attempts", "must be at least 1")
-        if not 0 <= self.base_delay <= self.max_delay:
+        if not 0 <= base_delay <= max_delay:
             raise ValidationError(
                 "retries.base_delay", "must be between 0 and retries.max_delay"
             )
+        return super().__new__(cls, max_attempts, base_delay, max_delay)
 
     def delay(self, retry: int, uniform: Callable[[float, float], float]) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first)."""

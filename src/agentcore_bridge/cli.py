@@ -22,12 +22,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run a local emulator of the AgentCore Runtime data plane",
     ),
     "demo": (
-        "agentcore_bridge.cli:_demo_unavailable",
+        "agentcore_bridge.local.demo:main",
         "run the demo agent, the AgentCore emulator and the bridge with a chat page",
     ),
     "local-apigw": (
         "agentcore_bridge.local.apigw:main",
         "run a Lambda handler behind a local API Gateway WebSocket API emulator",
+    ),
+    "serve": (
+        "agentcore_bridge.server.cli:main",
+        "run the bridge WebSocket server (settings from flags and the environment)",
     ),
 }
 
@@ -51,15 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         importlib.import_module(module_name), function_name
     )
     return function(args[1:])
-
-
-def _demo_unavailable(argv: list[str]) -> int:
-    sys.stderr.write(
-        "agentcore-bridge demo will start the demo agent, the local AgentCore\n"
-        "emulator and the bridge server, and serve a chat page in the browser.\n"
-        "It is not available in this version yet.\n"
-    )
-    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

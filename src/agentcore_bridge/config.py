@@ -22,8 +22,21 @@ from .exceptions import ValidationError
 __all__ = ["Settings"]
 
 
-def _setting(env: str, default: Any, parse: Callable[[str, str], Any], doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+def _setting(
+    env: str,
+    default: Any,
+    parse: Callable[[str, str], Any],
+    doc: str,
+    *,
+    secret: bool = False,
+) -> Any:
+    # Secret settings stay out of the dataclass repr, so printing or logging
+    # a Settings object never shows them.
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"env": env, "parse": parse, "doc": doc},
+    )
 
 
 # Parsers take (variable name, raw text) and return the typed value.
@@ -125,6 +138,62 @@ def _log_format(name: str, raw: str) -> str:
     return raw
 
 
+def _port(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise ValidationError(name, "must be a TCP port, 0 to 65535 (0: any free port)")
+    return value
+
+
+def _host(name: str, raw: str) -> str:
+    if not raw.strip() or any(c.isspace() or c in "/?#" for c in raw.strip()):
+        raise ValidationError(name, "must be an IP address or host name to listen on")
+    return raw.strip()
+
+
+def _rate(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and value != float("inf")):
+        raise ValidationError(name, "must be a number greater than 0 (per second)")
+    return value
+
+
+def _positive_seconds(name: str, raw: str) -> float:
+    value = _seconds(name, raw)
+    if value == 0:
+        raise ValidationError(name, "must be a number of seconds greater than 0")
+    return value
+
+
+def _tokens(name: str, raw: str) -> tuple[str, ...]:
+    tokens = _words(name, raw)
+    for token in tokens:
+        # RFC 6750 section 2.1 (b64token), which also keeps a token usable
+        # in a URL query and, without "+", "/" and "=", in a subprotocol.
+        if len(token) < 16 or not all(
+            c.isascii() and (c.isalnum() or c in "-._~+/=") for c in token
+        ):
+            raise ValidationError(
+                name,
+                "must list tokens of at least 16 characters, each one of "
+                "A-Z a-z 0-9 - . _ ~ + / =",
+            )
+    return tokens
+
+
+def _log_level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValidationError(name, "must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the bridge; build it with :meth:`from_env` or directly."""
@@ -193,8 +262,10 @@ class Settings:
         None,
         _secret,
         "Secret (32+ characters) that signs session resume tokens and derives "
-        "session ids. Unset: session ids are derived without a secret and "
-        "resume tokens are disabled (see docs/lambda.md).",
+        "session ids. Unset: the Lambda handler derives session ids without a "
+        "secret and issues no resume tokens (docs/lambda.md); the server uses "
+        "a random per-process secret (docs/security.md).",
+        secret=True,
     )
     session_ttl: float = _setting(
         "BRIDGE_SESSION_TTL",
@@ -271,6 +342,122 @@ class Settings:
         "json",
         _log_format,
         "Log line format of the CLI and the ready-made Lambda handler: json or text.",
+    )
+
+    # The standalone server (agentcore-bridge serve); see docs/server.md.
+    host: str = _setting(
+        "BRIDGE_HOST",
+        "0.0.0.0",  # noqa: S104 - a server in a container listens on every interface
+        _host,
+        "Address the server listens on (0.0.0.0: every interface, as a container "
+        "behind a load balancer needs).",
+    )
+    port: int = _setting(
+        "BRIDGE_PORT", 8000, _port, "TCP port the server listens on (0: any free port)."
+    )
+    max_connections: int = _setting(
+        "BRIDGE_MAX_CONNECTIONS",
+        10000,
+        _positive_int,
+        "WebSocket connections one server process holds; further ones are "
+        "closed at once with 1013 (try again later).",
+    )
+    max_invocations: int = _setting(
+        "BRIDGE_MAX_INVOCATIONS",
+        8,
+        _positive_int,
+        "Invocations one connection may run at once; more get a "
+        "too_many_invocations error.",
+    )
+    invocation_rate: float = _setting(
+        "BRIDGE_INVOCATION_RATE",
+        5.0,
+        _rate,
+        "Invocations per second one connection may start, on average; faster "
+        "ones get a rate_limited error.",
+    )
+    invocation_burst: int = _setting(
+        "BRIDGE_INVOCATION_BURST",
+        20,
+        _positive_int,
+        "Invocations one connection may start at once above its rate "
+        "(token bucket size).",
+    )
+    auth_tokens: tuple[str, ...] = _setting(
+        "BRIDGE_AUTH_TOKENS",
+        (),
+        _tokens,
+        "Comma-separated bearer tokens the server accepts; empty: no bearer "
+        "authentication. See docs/server.md.",
+        secret=True,
+    )
+    auth_query_parameter: bool = _setting(
+        "BRIDGE_AUTH_QUERY_PARAMETER",
+        True,
+        _bool,
+        "Also accept the bearer token as the access_token query parameter "
+        "(browsers cannot set headers on WebSockets; URLs end up in logs).",
+    )
+    ping_interval: float = _setting(
+        "BRIDGE_PING_INTERVAL",
+        25.0,
+        _seconds,
+        "Seconds of silence after which the server pings a WebSocket peer "
+        "(clients and the agent's /ws); 0 turns pings off.",
+    )
+    shutdown_timeout: float = _setting(
+        "BRIDGE_SHUTDOWN_TIMEOUT",
+        25.0,
+        _seconds,
+        "Seconds from SIGTERM to exit: running invocations may finish within "
+        "it; keep it below ECS's stopTimeout (30 s by default).",
+    )
+    send_buffer_bytes: int = _setting(
+        "BRIDGE_SEND_BUFFER_BYTES",
+        262144,
+        _positive_int,
+        "Bytes buffered for one client before the server stops reading the "
+        "agent's answers for it.",
+    )
+    slow_client_timeout: float = _setting(
+        "BRIDGE_SLOW_CLIENT_TIMEOUT",
+        30.0,
+        _positive_seconds,
+        "Seconds a client may leave its send buffer full without reading "
+        "before it is closed with 1008.",
+    )
+    passthrough: bool = _setting(
+        "BRIDGE_PASSTHROUGH",
+        True,
+        _bool,
+        "Serve /agent/ws, a WebSocket pass-through to the agent's own /ws.",
+    )
+    passthrough_max_frame_bytes: int = _setting(
+        "BRIDGE_PASSTHROUGH_MAX_FRAME_BYTES",
+        1048576,
+        _positive_int,
+        "Largest message passed through /agent/ws in either direction; a "
+        "larger one closes that side with 1009.",
+    )
+    passthrough_presign: bool = _setting(
+        "BRIDGE_PASSTHROUGH_PRESIGN",
+        False,
+        _bool,
+        "Open the agent's /ws with a presigned URL instead of a signed upgrade "
+        "request.",
+    )
+    compression: bool = _setting(
+        "BRIDGE_WS_COMPRESSION",
+        False,
+        _bool,
+        "Accept permessage-deflate from clients (less bandwidth, about 300 KB "
+        "more memory per connection).",
+    )
+    log_level: str = _setting(
+        "BRIDGE_LOG_LEVEL",
+        "INFO",
+        _log_level,
+        "Lowest level the CLI logs: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
     )
 
     @classmethod

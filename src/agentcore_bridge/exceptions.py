@@ -27,6 +27,8 @@ retry or report::
     │                             successful (200) stream
     ├── AuthorizationError        an authorization hook refuses a client
     │                             connection (401 or 403)
+    ├── AuthenticationError       a client's connection was refused
+    │                             (no or bad credentials, origin not allowed)
     └── ProtocolError             a peer sent bytes that break a protocol
         └── FrameError            a client frame breaks protocol v1;
             │                     carries the protocol error code
@@ -48,6 +50,7 @@ from collections.abc import Sequence
 __all__ = [
     "AgentCoreError",
     "AgentError",
+    "AuthenticationError",
     "AuthorizationError",
     "BridgeError",
     "ConfigurationError",
@@ -244,6 +247,29 @@ class AuthorizationError(BridgeError):
         self.status = status
         self.reason = reason
         super().__init__(f"connection refused ({status}): {reason}")
+
+
+class AuthenticationError(BridgeError):
+    """A client's connection request was refused before the WebSocket opened.
+
+    Raised by authentication hooks (see ``agentcore_bridge.server.auth``).
+    ``status`` is the HTTP status of the refusal: 401 when credentials are
+    missing or wrong (``challenge`` is then the ``WWW-Authenticate`` value),
+    403 when they are valid but not allowed. ``message`` is sent to the
+    client: never put the credential in it.
+    """
+
+    def __init__(
+        self,
+        message: str = "authentication required",
+        *,
+        status: int = 401,
+        challenge: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.challenge = challenge
+        super().__init__(message)
 
 
 class ProtocolError(BridgeError):

@@ -25,12 +25,12 @@ import codecs
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .exceptions import AgentError, ProtocolError
 
 __all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_EVENT_SIZE",
     "AgentEvent",
     "AgentStreamDecoder",
@@ -44,13 +44,15 @@ __all__ = [
 #: AgentCore streams chunks of up to 10 MB; anything larger is refused
 #: rather than buffered without bound.
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
+#: The largest non-streamed answer held in memory: AgentCore's 100 MB
+#: payload limit.
+DEFAULT_MAX_BODY_SIZE = 100_000_000
 
-_LINE_END = re.compile(r"\r\n|\r|\n")
+_LINE_END = r"\r\n|\r|\n"
 _BOM = "\ufeff"
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     """One dispatched event: its type, its data and the last event id.
 
     ``event`` is ``"message"`` when the stream named no type. ``data`` joins
@@ -133,7 +135,7 @@ class SSEParser:
             self._partial.clear()
             self._partial_size = 0
 
-        lines = _LINE_END.split(text)
+        lines = re.split(_LINE_END, text)
         rest = lines.pop()
         self._after_cr = text.endswith("\r")
         events: list[ServerSentEvent] = []
@@ -206,8 +208,7 @@ def parse_events(chunks: Iterable[bytes]) -> list[ServerSentEvent]:
 # The agent layer.
 
 
-@dataclass(frozen=True)
-class AgentEvent:
+class AgentEvent(NamedTuple):
     """One piece of agent output.
 
     ``data`` is the JSON value of the event's data, or its text when that
@@ -269,18 +270,25 @@ class AgentStreamDecoder:
     turns true at the end marker (``event: done``) or the failure, after
     which input is ignored.
 
-    A ``text/event-stream`` answer is parsed as it arrives; any other answer
-    (``application/json``) is buffered and becomes one event at ``close``.
+    A ``text/event-stream`` answer is parsed as it arrives (events up to
+    ``max_event_size`` characters); any other answer (``application/json``)
+    is buffered, up to ``max_body_size`` bytes, and becomes one event at
+    ``close``. Either limit exceeded raises
+    :class:`~agentcore_bridge.exceptions.ProtocolError`.
     """
 
     def __init__(
-        self, content_type: str | None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+        self,
+        content_type: str | None,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
         self.streaming = media_type == "text/event-stream"
         self.error: AgentError | None = None
         self.finished = False
-        self._max = max_event_size
+        self._max_body = max_body_size
         self._parser = SSEParser(max_event_size=max_event_size)
         self._body: list[bytes] = []
         self._body_size = 0
@@ -292,8 +300,8 @@ class AgentStreamDecoder:
         if not self.streaming:
             self._body.append(chunk)
             self._body_size += len(chunk)
-            if self._body_size > self._max:
-                raise ProtocolError(f"agent answer larger than {self._max} bytes")
+            if self._body_size > self._max_body:
+                raise ProtocolError(f"agent answer larger than {self._max_body} bytes")
             return []
         return self._agent_events(self._parser.feed(chunk))
 

@@ -138,9 +138,14 @@ class AsyncAgentCoreClient:
             await session.close()
 
     async def reset(self) -> None:
-        """Drop every pooled connection; the next call opens new ones."""
+        """Drop pooled connections and cached credentials.
+
+        The next call opens new connections. Streams still open on the old
+        connections fail; call it between calls.
+        """
         if self._owns_session:
             await self.close()
+        self._credentials.invalidate()
 
     # Calls.
 
@@ -270,7 +275,7 @@ class AsyncAgentCoreClient:
             credentials = await self._credentials.get_async()
             signed = sign_request(request, credentials, region)
             try:
-                return await self._attempt(signed, deadline)
+                response = await self._attempt(signed, deadline)
             except (AgentCoreError, TransportError) as exc:
                 if (
                     isinstance(exc, AgentCoreError)
@@ -296,6 +301,14 @@ class AsyncAgentCoreClient:
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
+            else:
+                logger.debug(
+                    "%s answered %d after %d attempt(s)",
+                    operation_name(request),
+                    response.status,
+                    attempt,
+                )
+                return response
 
     async def _attempt(
         self, request: PreparedRequest, deadline: float | None
@@ -439,9 +452,14 @@ class AsyncInvocationStream:
         """Stop reading; release the connection (closed unless fully read)."""
         self._ended = True
         self._pending.clear()
+        self._release()
+
+    def _release(self) -> None:
         response = self._response
         if response is None:
             return
+        # A body read to its end leaves the connection clean for the pool;
+        # unread bytes would be taken for the next answer.
         if response.content.at_eof():
             response.release()
         else:
@@ -478,8 +496,9 @@ class AsyncInvocationStream:
         if decoder.finished or not chunk:
             # Events before an end marker or a failure are delivered first;
             # the failure is raised after them.
+            self._ended = True
             self._error = decoder.error
-            await self.aclose()
+            self._release()
 
 
 # Bounded waits.

@@ -10,9 +10,8 @@ What it adds to ``http.client``:
 
 - keep-alive: idle connections are pooled per (scheme, host, port) and
   reused; a pooled connection the server has closed meanwhile is detected
-  before use, or, when the close races the request, replaced once by a new
-  connection (nothing of the answer had arrived, so the server never saw
-  the request);
+  before use, or, when sending on it fails, replaced once by a new
+  connection (the server cannot have received the whole request);
 - one TLS context for the process, created on first use;
 - bounded waits for each phase (``connect``, ``first_byte``, ``idle``
   between reads of the body, ``total``), each reported as
@@ -37,13 +36,12 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ..agentcore import Timeouts
-from ..exceptions import TimeoutError, TransportError
+from ..exceptions import ConfigurationError, TimeoutError, TransportError
 
 __all__ = ["HTTPTransport", "Response", "default_tls_context"]
 
@@ -133,16 +131,18 @@ class HTTPTransport:
         it; only then is the connection free again.
 
         Raises :class:`TimeoutError` (phase ``connect``, ``first_byte`` or
-        ``total``) or :class:`TransportError`; neither leaves anything open.
+        ``total``) or :class:`TransportError`, neither leaving anything open;
+        :class:`ConfigurationError` for a closed transport or a URL that is
+        not ``http://`` or ``https://``.
         """
         if self._closed:
-            raise TransportError("the transport is closed", url=_safe_url(url))
+            raise ConfigurationError("the transport is closed; make a new one")
         timeouts = timeouts or self.timeouts
         if deadline is None and timeouts.total is not None:
             deadline = time.monotonic() + timeouts.total
         parts = urlsplit(url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise TransportError("only http:// and https:// URLs can be sent")
+            raise ConfigurationError("only http:// and https:// URLs can be sent")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         key = (parts.scheme, parts.hostname, port)
         target = parts.path or "/"
@@ -157,8 +157,6 @@ class HTTPTransport:
             try:
                 return self._send(exchange, key, connection, reused=True)
             except _StaleConnectionError:
-                # The server closed the idle connection as the request went
-                # out; nothing came back, so it never saw the request.
                 logger.debug("pooled connection to %s:%s was stale", *key[1:])
         return self._send(exchange, key, self._connect(exchange, key), reused=False)
 
@@ -295,27 +293,36 @@ class HTTPTransport:
         wait: _Wait,
         reused: bool,
     ) -> Response:
+        # Sending. A pooled connection that fails here was closed by the
+        # server while idle; the request never arrived whole, so it is
+        # sent again on a new connection.
         try:
             sock.settimeout(wait.seconds)
             _write_request(connection, exchange)
+        except _SocketTimeout as exc:
+            connection.close()
+            raise wait.error(exchange.url) from exc
+        except OSError as exc:
+            connection.close()
+            if reused:
+                raise _StaleConnectionError from exc
+            raise TransportError(
+                f"connection lost while sending: {_describe(exc)}", url=exchange.url
+            ) from exc
+
+        # Waiting for the status line and headers. A failure here may come
+        # after the server read the request, so it is reported, never
+        # hidden: whether to send again is the caller's decision.
+        try:
             answer = connection.getresponse()
         except _SocketTimeout as exc:
             connection.close()
             raise wait.error(exchange.url) from exc
         except http.client.RemoteDisconnected as exc:
             connection.close()
-            if reused:
-                raise _StaleConnectionError from exc
             raise TransportError(
                 "the server closed the connection without answering",
                 url=exchange.url,
-            ) from exc
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
-            connection.close()
-            if reused:
-                raise _StaleConnectionError from exc
-            raise TransportError(
-                f"connection lost while sending: {_describe(exc)}", url=exchange.url
             ) from exc
         except http.client.HTTPException as exc:
             connection.close()
@@ -340,8 +347,7 @@ class HTTPTransport:
         )
 
 
-@dataclass
-class _Exchange:
+class _Exchange(NamedTuple):
     """The parts of one request and its time budget."""
 
     method: str
@@ -382,7 +388,7 @@ class _Wait(NamedTuple):
 
 
 class _StaleConnectionError(Exception):
-    """A reused connection failed before any byte of the answer arrived."""
+    """A pooled connection failed while the request was being sent."""
 
 
 class Response:
@@ -456,7 +462,10 @@ class Response:
             self._abandon()
             raise
         try:
-            self._sock.settimeout(wait.seconds)
+            # Setting a timeout costs a system call; a stream read in many
+            # small pieces mostly waits with the same one.
+            if wait.seconds != self._sock.gettimeout():
+                self._sock.settimeout(wait.seconds)
             data = self._answer.read1(size)
         except _SocketTimeout as exc:
             self._abandon()
@@ -469,6 +478,16 @@ class Response:
                 response_started=True,
             ) from exc
         if not data:
+            # http.client returns a short read, not an error, when the
+            # connection ends before Content-Length bytes arrived.
+            if self._answer.length:
+                missing = self._answer.length
+                self._abandon()
+                raise TransportError(
+                    f"connection closed {missing} bytes before the end of the answer",
+                    url=self.url,
+                    response_started=True,
+                )
             self._finish()
         return data
 

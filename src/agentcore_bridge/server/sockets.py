@@ -1,0 +1,263 @@
+"""Client WebSockets with bounded sending and closes that always end.
+
+Theory of operation. A client that stops reading must not make the server
+buffer without bound. Each client connection's transport gets a write
+buffer limit (``BRIDGE_SEND_BUFFER_BYTES``); aiohttp's writer is told to
+wait for the transport to drain after every frame (``writer_limit=0``), so
+once the buffer is over the limit every sender of that connection waits in
+:meth:`ClientSocket.send_str`. An invocation waiting there does not read the
+agent's stream any further, so TCP flow control slows the agent down as
+well: nothing piles up in the bridge beyond the limit plus one frame per
+waiting sender.
+
+A client that reads slowly still makes progress and is left alone. One that
+makes none for ``BRIDGE_SLOW_CLIENT_TIMEOUT`` seconds is found by the
+:class:`SendWatchdog` (one timer for the whole process, not one per frame),
+which hands it to its owner to close with 1008.
+
+Closing: :meth:`ClientSocket.close` sends the close frame and waits for the
+client's answer for a short while; when the client does not answer (or does
+not even read the close frame) the TCP connection is aborted, so a close
+never hangs, whatever the client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from aiohttp import web
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "ClientSocket",
+    "SendWatchdog",
+    "close_reason",
+]
+
+logger = logging.getLogger("agentcore_bridge.server")
+
+#: Seconds a close handshake may take before the connection is aborted.
+CLOSE_TIMEOUT: Final = 2.0
+# A close frame's reason is at most 123 bytes (RFC 6455 section 5.5: control
+# frames carry at most 125 bytes, 2 of which are the code).
+_MAX_REASON_BYTES = 123
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` as a close reason: UTF-8, cut to 123 bytes on a character edge."""
+    data = text.encode("utf-8")
+    if len(data) <= _MAX_REASON_BYTES:
+        return data
+    return data[:_MAX_REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+
+
+class ClientSocket:
+    """A prepared server-side WebSocket to one client.
+
+    Build it with :meth:`accept`. ``on_stalled`` is called (once) by the
+    watchdog when the client has not read anything for the slow-client
+    timeout while frames wait for it; the owner then closes the socket.
+    """
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.Request,
+        watchdog: SendWatchdog,
+    ) -> None:
+        self.ws = ws
+        self.request = request
+        self.on_stalled: Callable[[], None] | None = None
+        #: The close code this side sent, once it closed.
+        self.sent_close_code: int | None = None
+        self._watchdog = watchdog
+        self._waiting = 0
+        #: Frames sent so far; the watchdog compares it between its rounds.
+        self.sent = 0
+        self.seen_sent = 0
+        self.stalled_since: float | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def accept(
+        cls,
+        request: web.Request,
+        watchdog: SendWatchdog,
+        *,
+        protocols: Iterable[str] = (),
+        max_message_bytes: int,
+        send_buffer_bytes: int,
+        heartbeat: float | None,
+        compress: bool,
+    ) -> ClientSocket:
+        """Complete the upgrade of ``request`` and return the socket.
+
+        ``protocols`` are the subprotocols the server may select (the first
+        one the client offered is chosen). A message over
+        ``max_message_bytes`` makes aiohttp close the connection with 1009.
+        ``heartbeat`` is the ping interval (``None``: no pings); a peer that
+        does not answer a ping within half of it is dropped.
+        """
+        ws = web.WebSocketResponse(
+            protocols=tuple(protocols),
+            max_msg_size=max_message_bytes,
+            heartbeat=heartbeat,
+            compress=compress,
+            autoping=True,
+            timeout=CLOSE_TIMEOUT,
+            # Wait for the transport to drain after every frame once its
+            # buffer is over the limit set below, not every 64 KB.
+            writer_limit=0,
+        )
+        await ws.prepare(request)
+        transport = request.transport
+        if transport is not None:
+            transport.set_write_buffer_limits(high=send_buffer_bytes)
+        return cls(ws, request, watchdog)
+
+    @property
+    def closed(self) -> bool:
+        """Whether this side closed, or the connection is gone."""
+        return self.ws.closed or self._closing is not None
+
+    async def send_str(self, text: str) -> None:
+        """Send one text frame; wait while the client's buffer is full.
+
+        Raises :class:`ConnectionError` (aiohttp's ``ClientConnectionResetError``)
+        when the connection is closing or gone; the caller stops sending.
+        """
+        self._begin()
+        try:
+            await self.ws.send_str(text)
+        finally:
+            self._end()
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send one binary frame; see :meth:`send_str`."""
+        self._begin()
+        try:
+            await self.ws.send_bytes(data)
+        finally:
+            self._end()
+
+    def _begin(self) -> None:
+        self._waiting += 1
+        if self._waiting == 1:
+            self._watchdog.watch(self)
+
+    def _end(self) -> None:
+        self._waiting -= 1
+        self.sent += 1
+        if self._waiting == 0:
+            self._watchdog.unwatch(self)
+
+    @property
+    def waiting(self) -> int:
+        """How many senders are waiting for the client to read."""
+        return self._waiting
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close with ``code`` and ``reason``; return once the connection is closed.
+
+        Idempotent: a second call waits for the first close. Never raises
+        and never waits more than about :data:`CLOSE_TIMEOUT` seconds.
+        """
+        closing = self.start_close(code, reason)
+        # Shielded: the caller being cancelled must not leave the socket
+        # half closed.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(closing)
+
+    def start_close(self, code: int, reason: str) -> asyncio.Task[None]:
+        """Start closing (see :meth:`close`) without waiting; return the task."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(code, reason))
+        return self._closing
+
+    async def _close(self, code: int, reason: str) -> None:
+        self._watchdog.unwatch(self)
+        if not self.ws.closed:
+            self.sent_close_code = code
+            try:
+                await asyncio.wait_for(
+                    self.ws.close(code=code, message=close_reason(reason)),
+                    CLOSE_TIMEOUT,
+                )
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError) as exc:
+                logger.debug("close handshake did not finish: %s", type(exc).__name__)
+        # A client that does not read keeps its unread bytes in our buffer
+        # and would hold a gracefully closed transport open forever.
+        transport = self.request.transport
+        if transport is not None and (
+            not transport.is_closing() or transport.get_write_buffer_size()
+        ):
+            transport.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a close frame."""
+        self._watchdog.unwatch(self)
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+class SendWatchdog:
+    """Finds client sockets that stopped reading while frames wait for them.
+
+    One periodic check for the whole server: a socket with waiting senders
+    that sent no frame between two checks is stalled from the first of
+    them; after ``timeout`` seconds its ``on_stalled`` callback runs. A
+    socket enters the watch list only while a send waits, so the check costs
+    nothing for clients that keep up.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.interval = min(1.0, timeout / 4)
+        self._watched: set[ClientSocket] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, socket: ClientSocket) -> None:
+        socket.stalled_since = None
+        socket.seen_sent = socket.sent
+        self._watched.add(socket)
+
+    def unwatch(self, socket: ClientSocket) -> None:
+        self._watched.discard(socket)
+
+    def start(self) -> None:
+        """Start checking, in the running event loop."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop checking."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval)
+            self.check(loop.time())
+
+    def check(self, now: float) -> None:
+        """One round: report every socket stalled for ``timeout`` seconds."""
+        for socket in list(self._watched):
+            if socket.sent != socket.seen_sent:
+                socket.seen_sent = socket.sent
+                socket.stalled_since = now
+            elif socket.stalled_since is None:
+                socket.stalled_since = now
+            elif now - socket.stalled_since >= self.timeout:
+                self._watched.discard(socket)
+                callback = socket.on_stalled
+                if callback is not None:
+                    callback()
