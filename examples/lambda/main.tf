@@ -19,17 +19,15 @@ locals {
     "${var.agentcore_runtime_arn}/*",
   ]
 
-  # The three @connections calls the adapter makes, on this API's stage only.
+  # The @connections calls the adapter makes (post a frame, ask whether a
+  # silent client is still there), on this API's stage only.
   connections_base = "${aws_apigatewayv2_api.ws.execution_arn}/${var.stage_name}"
 
+  # Everything else keeps the adapter's defaults (docs/lambda.md). An
+  # invocation ends with a timeout error 2 s before the function's own
+  # timeout, so there is no BRIDGE_INVOKE_TIMEOUT to keep in step.
   environment = merge(
-    {
-      AGENTCORE_RUNTIME_ARN = var.agentcore_runtime_arn
-      # End an invocation with a timeout error 30 s before Lambda would
-      # kill the environment, so the client still gets its terminal frame.
-      BRIDGE_INVOKE_TIMEOUT = tostring(var.timeout_seconds - 30)
-      BRIDGE_LOG_FORMAT     = "json"
-    },
+    { AGENTCORE_RUNTIME_ARN = var.agentcore_runtime_arn },
     var.agentcore_qualifier == null ? {} : { AGENTCORE_QUALIFIER = var.agentcore_qualifier },
     var.session_secret == null ? {} : { BRIDGE_SESSION_SECRET = var.session_secret },
     var.warmup_payload == null ? {} : { BRIDGE_WARMUP_PAYLOAD = jsonencode(var.warmup_payload) },
@@ -75,7 +73,6 @@ data "aws_iam_policy_document" "bridge" {
     resources = [
       "${local.connections_base}/POST/@connections/*",
       "${local.connections_base}/GET/@connections/*",
-      "${local.connections_base}/DELETE/@connections/*",
     ]
   }
 
@@ -136,10 +133,14 @@ resource "aws_lambda_function" "bridge" {
     variables = local.environment
   }
 
+  # The adapter's lifecycle lines are INFO; Lambda's Python runtime passes
+  # them on only with an application log level, which needs the JSON log
+  # format (each line becomes the "message" of Lambda's JSON record).
   logging_config {
-    # The handler writes JSON lines itself (BRIDGE_LOG_FORMAT).
-    log_format = "Text"
-    log_group  = aws_cloudwatch_log_group.bridge.name
+    log_format            = "JSON"
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+    log_group             = aws_cloudwatch_log_group.bridge.name
   }
 
   depends_on = [aws_iam_role_policy.bridge]

@@ -32,8 +32,8 @@ run "defaults" {
   }
 
   assert {
-    condition     = aws_lambda_function.bridge.environment[0].variables["BRIDGE_INVOKE_TIMEOUT"] == "870"
-    error_message = "invocations must end 30 s before the function times out"
+    condition     = aws_lambda_function.bridge.timeout == 900 && aws_lambda_function.bridge.logging_config[0].application_log_level == "INFO"
+    error_message = "the function must stream for up to 15 minutes and log at INFO"
   }
 
   assert {
