@@ -189,7 +189,7 @@ def test_warmer_input_of_the_template_warms_n_environments(
         result = json.loads(answer["Payload"].read())
         stats = gateway.stats()
     assert "FunctionError" not in answer, result
-    assert result == {"warmed": 3, "failed": 0}
+    assert result["warmed"] == 3, result
     assert stats["environments_alive"] >= 3
 
 

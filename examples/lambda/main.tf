@@ -199,10 +199,13 @@ resource "aws_apigatewayv2_stage" "live" {
     throttling_burst_limit = var.throttling_burst_limit
   }
 
+  # Clients arrive once the routes exist and the function may invoke
+  # itself (session warm-up at $connect).
   depends_on = [
     aws_apigatewayv2_route.connect,
     aws_apigatewayv2_route.disconnect,
     aws_apigatewayv2_route.default,
+    aws_iam_role_policy.self_invoke,
   ]
 }
 
@@ -243,6 +246,9 @@ resource "aws_scheduler_schedule" "warmer" {
       maximum_retry_attempts       = 0
     }
   }
+
+  # The first ping fans out through the function's own role.
+  depends_on = [aws_iam_role_policy.self_invoke]
 }
 
 data "aws_iam_policy_document" "scheduler_assume" {
