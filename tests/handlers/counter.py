@@ -2,7 +2,10 @@
 
 Returns ``{"count": <invocations in this environment>, "pid": ...}`` plus
 what the runtime told it. An event (or message body) may ask it to
-``sleep`` some seconds first, or to ``raise``, or to ``exit`` the process.
+``sleep`` some seconds first, to wait ``until_started`` that many
+invocations have started (so that invocations overlap whatever the
+machine's speed), to ``print`` a line, to ``raise``, to ``exit`` the
+process, or to return a ``big`` string or an ``unserializable`` value.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ _VARIABLES = (
     "BRIDGE_CONNECTIONS_ENDPOINT_URL",
     "BRIDGE_LAMBDA_ENDPOINT_URL",
     "EXTRA_SETTING",
+    "UNRELATED_SETTING",
 )
 
 
 def handler(event, context):
     INVOCATIONS[0] += 1
     request = _request(event)
+    if request.get("until_started"):
+        _wait_until_started(int(request["until_started"]))
     if request.get("sleep"):
         time.sleep(float(request["sleep"]))
     if request.get("raise"):
@@ -38,6 +44,10 @@ def handler(event, context):
         os._exit(3)
     if request.get("print"):
         print(request["print"])
+    if request.get("big"):
+        return "x" * int(request["big"])
+    if request.get("unserializable"):
+        return {"a set": {1, 2}}
     reply = {
         "count": INVOCATIONS[0],
         "route": event.get("requestContext", {}).get("routeKey"),
@@ -68,3 +78,15 @@ def _request(event):
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _wait_until_started(count):
+    import urllib.request
+
+    stats_url = os.environ["BRIDGE_LAMBDA_ENDPOINT_URL"] + "/_emulator/stats"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(stats_url) as response:
+            if json.load(response)["invocations_started"] >= count:
+                return
+        time.sleep(0.02)

@@ -204,10 +204,11 @@ class AsyncAgentCoreClient:
         target = self._targets.target(runtime_arn, qualifier)
         request = stop_session_request(target, session_id, client_token=client_token)
         response = await self._send(request, target.region, self._deadline())
+        loop = asyncio.get_running_loop()
         try:
-            await response.content.read(MAX_ERROR_BODY)
+            await _read_small_body(response, loop, self._deadline(), self.timeouts)
         finally:
-            response.release()
+            _let_go(response)
 
     async def websocket_request(
         self,
@@ -347,8 +348,6 @@ class AsyncAgentCoreClient:
                 )
         except _ConnectTimeout as exc:
             raise TimeoutError("connect", timeouts.connect, url=url) from exc
-        except TimeoutError:
-            raise
         except builtins.TimeoutError as exc:
             raise wait.error(loop, url, deadline) from exc
         except aiohttp.ClientResponseError as exc:
@@ -369,9 +368,11 @@ class AsyncAgentCoreClient:
         if 200 <= response.status < 300:
             return response
         try:
-            body = await _read_error_body(response, loop, deadline, timeouts)
+            body = await _read_small_body(response, loop, deadline, timeouts)
         finally:
-            response.close()
+            # A short error answer read to its end leaves the connection
+            # reusable, for the retry that often follows.
+            _let_go(response)
         raise error_from_response(response.status, _headers(response), body)
 
 
@@ -455,15 +456,8 @@ class AsyncInvocationStream:
         self._release()
 
     def _release(self) -> None:
-        response = self._response
-        if response is None:
-            return
-        # A body read to its end leaves the connection clean for the pool;
-        # unread bytes would be taken for the next answer.
-        if response.content.at_eof():
-            response.release()
-        else:
-            response.close()
+        if self._response is not None:
+            _let_go(self._response)
 
     async def _pull(self) -> None:
         response, decoder = self._response, self._decoder
@@ -475,9 +469,7 @@ class AsyncInvocationStream:
         try:
             async with _timeout_at(wait.when):
                 chunk = await response.content.readany()
-        except TimeoutError:
-            await self.aclose()
-            raise
+            events = decoder.feed(chunk) if chunk else decoder.close()
         except builtins.TimeoutError as exc:
             await self.aclose()
             raise wait.error(loop, url, self._deadline, started=True) from exc
@@ -491,7 +483,6 @@ class AsyncInvocationStream:
         except BaseException:
             await self.aclose()
             raise
-        events = decoder.feed(chunk) if chunk else decoder.close()
         self._pending.extend(events)
         if decoder.finished or not chunk:
             # Events before an end marker or a failure are delivered first;
@@ -552,45 +543,50 @@ async def _connection_ready(
         on_ready()
 
 
+class _FallbackTimeout:
+    """The part of :func:`asyncio.timeout_at` used here, for Python 3.10.
+
+    Cancels the current task at ``when`` (which :meth:`reschedule` moves)
+    and turns that cancellation into the builtin ``TimeoutError``.
+    """
+
+    def __init__(self, when: float) -> None:
+        self._when = when
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._fired = False
+
+    async def __aenter__(self) -> _FallbackTimeout:
+        self._task = asyncio.current_task()
+        self.reschedule(self._when)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._fired and exc_type is asyncio.CancelledError:
+            raise builtins.TimeoutError from exc
+
+    def reschedule(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._fired = True
+        if self._task is not None:
+            self._task.cancel()
+
+
 if sys.version_info >= (3, 11):
     _timeout_at = asyncio.timeout_at
 else:  # pragma: no cover (Python 3.10)
-
-    class _timeout_at:  # noqa: N801 (stands in for asyncio.timeout_at)
-        """The part of :func:`asyncio.timeout_at` used here, for Python 3.10."""
-
-        def __init__(self, when: float) -> None:
-            self._when = when
-            self._handle: asyncio.TimerHandle | None = None
-            self._task: asyncio.Task[Any] | None = None
-            self._fired = False
-
-        async def __aenter__(self) -> _timeout_at:
-            self._task = asyncio.current_task()
-            self.reschedule(self._when)
-            return self
-
-        async def __aexit__(
-            self,
-            exc_type: type[BaseException] | None,
-            exc: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None:
-            if self._handle is not None:
-                self._handle.cancel()
-            if self._fired and exc_type is asyncio.CancelledError:
-                raise builtins.TimeoutError from exc
-
-        def reschedule(self, when: float) -> None:
-            if self._handle is not None:
-                self._handle.cancel()
-            loop = asyncio.get_running_loop()
-            self._handle = loop.call_at(when, self._fire)
-
-        def _fire(self) -> None:
-            self._fired = True
-            if self._task is not None:
-                self._task.cancel()
+    _timeout_at = _FallbackTimeout
 
 
 # Helpers.
@@ -604,7 +600,17 @@ def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return headers
 
 
-async def _read_error_body(
+def _let_go(response: aiohttp.ClientResponse) -> None:
+    # A body read to its end leaves the connection clean for the pool;
+    # unread bytes would be taken for the next answer, so the connection
+    # of a body left unfinished is closed.
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+async def _read_small_body(
     response: aiohttp.ClientResponse,
     loop: asyncio.AbstractEventLoop,
     deadline: float | None,
@@ -613,12 +619,17 @@ async def _read_error_body(
     # The status alone decides what happens next; a body that cannot be
     # read in full only costs the message.
     wait = _Wait.start(loop, timeouts.idle, "idle", deadline, timeouts)
+    body = b""
     try:
         async with _timeout_at(wait.when):
-            return await response.content.read(MAX_ERROR_BODY)
+            while len(body) < MAX_ERROR_BODY:
+                chunk = await response.content.readany()
+                if not chunk:
+                    break
+                body += chunk
     except (builtins.TimeoutError, aiohttp.ClientError, OSError):
         logger.debug("could not read the error body from %s", response.url.path)
-        return b""
+    return body[:MAX_ERROR_BODY]
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -46,15 +46,17 @@ _LINE_LIMIT = 8 * 1024 * 1024
 class PoolSettings:
     """What the pool needs to start and run environments.
 
-    ``environment`` is the complete set of environment variables of a
-    worker, apart from the per-environment ``AWS_LAMBDA_LOG_STREAM_NAME``.
+    ``environment`` returns the complete set of environment variables of a
+    new worker, apart from the per-environment ``AWS_LAMBDA_LOG_STREAM_NAME``;
+    it is called at each start, since the emulator's address may be known
+    only once its server listens.
     ``log_stream`` receives the workers' output, prefixed with their ids
     (``None``: the emulator's stderr at the time of writing).
     """
 
     python: str
     code_dir: str
-    environment: Mapping[str, str]
+    environment: Callable[[], Mapping[str, str]]
     function_timeout: float
     init_timeout: float
     max_concurrency: int
@@ -109,7 +111,10 @@ class _Environment:
 
     @property
     def alive(self) -> bool:
-        return self.state in {"starting", "idle", "busy"}
+        # A worker can also die while idle (killed from outside): the
+        # process's return code tells.
+        exited = self._process is not None and self._process.returncode is not None
+        return self.state in {"starting", "idle", "busy"} and not exited
 
     async def start(self) -> dict[str, Any] | None:
         """Start the worker and wait for its INIT phase.
@@ -117,7 +122,7 @@ class _Environment:
         Returns ``None`` when the handler is imported and ready, else the
         error document of a failed INIT (the environment is then stopped).
         """
-        environment = dict(self.settings.environment)
+        environment = dict(self.settings.environment())
         environment["AWS_LAMBDA_LOG_STREAM_NAME"] = self.log_stream_name
         spawned = time.perf_counter()
         try:
@@ -194,7 +199,8 @@ class _Environment:
             await process.stdin.drain()
             line = await self._read_line(timeout)
         except asyncio.TimeoutError:
-            await self.stop()
+            # Lambda ends a timed-out environment at once.
+            await self.stop(grace=0)
             return None, _runtime_error(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after "
@@ -242,6 +248,8 @@ class _Environment:
             if process.stdin is not None and not process.stdin.is_closing():
                 process.stdin.close()
             try:
+                if grace <= 0:
+                    raise asyncio.TimeoutError
                 await asyncio.wait_for(process.wait(), grace)
             except asyncio.TimeoutError:
                 process.kill()
@@ -319,6 +327,7 @@ class EnvironmentPool:
     def __init__(self, settings: PoolSettings) -> None:
         self.settings = settings
         self.cold_starts = 0
+        self.started = 0
         self.invocations = 0
         self._environments: dict[str, _Environment] = {}
         self._idle: list[_Environment] = []
@@ -355,6 +364,7 @@ class EnvironmentPool:
         environment, cold, init_error = await self._acquire()
         if environment is None:
             return InvocationResult(request_id, error=init_error, cold=True)
+        self.started += 1
         if on_start is not None:
             on_start(environment.id)
 
@@ -496,6 +506,7 @@ class EnvironmentPool:
             "environments_busy": sum(e["state"] == "busy" for e in environments),
             "environments_idle": len(self._idle),
             "cold_starts": self.cold_starts,
+            "invocations_started": self.started,
             "invocations": self.invocations,
             "queued": sum(not w.done() for w in self._waiters),
             "max_concurrency": self.settings.max_concurrency,

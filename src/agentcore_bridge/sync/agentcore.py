@@ -376,10 +376,10 @@ class InvocationStream:
     def _pull(self) -> None:
         try:
             chunk = self._response.read1()
+            events = self._decoder.feed(chunk) if chunk else self._decoder.close()
         except BaseException:
             self.close()
             raise
-        events = self._decoder.feed(chunk) if chunk else self._decoder.close()
         self._pending.extend(events)
         if self._decoder.finished or not chunk:
             self._end()
