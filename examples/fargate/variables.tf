@@ -169,7 +169,7 @@ variable "secret_arns" {
 }
 
 variable "extra_environment" {
-  description = "More BRIDGE_* settings (docs/configuration.md), for example { BRIDGE_PASSTHROUGH = \"true\" }."
+  description = "More BRIDGE_* settings (the table in docs/server.md), for example { BRIDGE_PASSTHROUGH = \"true\" }."
   type        = map(string)
   default     = {}
 }

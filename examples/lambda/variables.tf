@@ -97,7 +97,7 @@ variable "warmup_payload" {
 }
 
 variable "extra_environment" {
-  description = "More BRIDGE_* settings for the function (docs/configuration.md), for example { BRIDGE_COALESCE_WINDOW = \"0.05\" }."
+  description = "More BRIDGE_* settings for the function (the table in docs/lambda.md), for example { BRIDGE_COALESCE_WINDOW = \"0.05\" }."
   type        = map(string)
   default     = {}
 }
