@@ -26,8 +26,8 @@ demo: $(VENV)/.demo-installed
 test: $(VENV)/.test-installed lint typecheck unit
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy src

@@ -1,0 +1,554 @@
+"""The deployment examples say what the docs promise.
+
+Both Terraform trees are parsed with python-hcl2, the SAM template with
+cfn-lint's loader (and linted by cfn-lint itself), the Dockerfile by its
+instructions; each test checks one property of what would be deployed.
+What needs an AWS account (that AWS accepts and runs it) is out of reach
+here; docs/deploy-lambda.md and docs/deploy-fargate.md say what was not
+verified. Where the Terraform CLI and a local copy of the AWS provider are
+present (``TERRAFORM_PLUGIN_DIR``, default ``/opt/tf-plugins``), the
+examples' own ``terraform test`` plans run too, on a mocked provider.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from examples_files import (
+    FARGATE,
+    LAMBDA,
+    TerraformTree,
+    dockerfile_env,
+    exec_form,
+    healthcheck_command,
+    load_dockerfile,
+    load_sam,
+    load_terraform,
+)
+
+# A resource of "*" only where AWS accepts nothing narrower, each with why.
+STAR_RESOURCE_ALLOWED = {
+    # GetAuthorizationToken is an account-level call with no resource type;
+    # the pull itself is limited to one repository by another statement.
+    frozenset({"ecr:GetAuthorizationToken"}): "ECR registry token",
+}
+
+AGENTCORE_ARN = re.compile(r"^\$\{var\.agentcore_runtime_arn\}(/\*)?$")
+
+
+@pytest.fixture(scope="module")
+def lam() -> TerraformTree:
+    return load_terraform(LAMBDA)
+
+
+@pytest.fixture(scope="module")
+def fargate() -> TerraformTree:
+    return load_terraform(FARGATE)
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    return load_sam()
+
+
+def _as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------- Lambda, Terraform
+
+
+def test_lambda_function_is_python_313_published_with_snapstart(
+    lam: TerraformTree,
+) -> None:
+    function = lam.resource("aws_lambda_function", "bridge")
+    assert function["runtime"] == "python3.13"
+    assert function["handler"] == "handler.handler"
+    assert function["publish"] is True
+    assert function["snap_start"] == [{"apply_on": "PublishedVersions"}]
+
+
+def test_lambda_timeout_outlasts_api_gateway_and_logs_reach_info(
+    lam: TerraformTree,
+) -> None:
+    """Answers stream long after API Gateway's 29 s; INFO lines need JSON logs."""
+    function = lam.resource("aws_lambda_function", "bridge")
+    assert lam.default(function["timeout"]) == 900
+    assert 128 <= lam.default(function["memory_size"]) <= 1024
+    (logging,) = function["logging_config"]
+    assert logging["log_format"] == "JSON"
+    assert logging["application_log_level"] == "INFO"
+    assert logging["log_group"] == "${aws_cloudwatch_log_group.bridge.name}"
+
+
+def test_lambda_alias_follows_the_published_version(lam: TerraformTree) -> None:
+    alias = lam.resource("aws_lambda_alias", "live")
+    assert alias["function_version"] == "${aws_lambda_function.bridge.version}"
+    assert alias["function_name"] == "${aws_lambda_function.bridge.function_name}"
+
+
+def test_api_gateway_integrates_the_alias_not_the_function(lam: TerraformTree) -> None:
+    (integration,) = lam.of_kind("aws_apigatewayv2_integration").values()
+    assert integration["integration_type"] == "AWS_PROXY"
+    assert integration["integration_uri"] == "${aws_lambda_alias.live.invoke_arn}"
+    assert "aws_lambda_function" not in integration["integration_uri"]
+
+
+def test_websocket_api_routes_connect_disconnect_and_default(
+    lam: TerraformTree,
+) -> None:
+    (api,) = lam.of_kind("aws_apigatewayv2_api").values()
+    assert api["protocol_type"] == "WEBSOCKET"
+    assert api["route_selection_expression"] == "$request.body.action"
+    routes = lam.of_kind("aws_apigatewayv2_route").values()
+    assert sorted(r["route_key"] for r in routes) == [
+        "$connect",
+        "$default",
+        "$disconnect",
+    ]
+    for route in routes:
+        assert route["target"] == (
+            "integrations/${aws_apigatewayv2_integration.bridge.id}"
+        )
+
+
+def test_api_gateway_may_invoke_only_the_alias_from_this_stage(
+    lam: TerraformTree,
+) -> None:
+    permission = lam.resource("aws_lambda_permission", "apigw")
+    assert permission["action"] == "lambda:InvokeFunction"
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["qualifier"] == "${aws_lambda_alias.live.name}"
+    assert permission["source_arn"] == (
+        "${aws_apigatewayv2_api.ws.execution_arn}/${var.stage_name}/*"
+    )
+
+
+def test_warmer_schedule_pings_the_alias_with_n_from_a_variable(
+    lam: TerraformTree,
+) -> None:
+    schedule = lam.resource("aws_scheduler_schedule", "warmer")
+    (target,) = schedule["target"]
+    assert target["arn"] == "${aws_lambda_alias.live.arn}"
+    compact = target["input"].replace(" ", "")
+    assert "agentcore_bridge_warmer={concurrency=var.warmer_concurrency}" in compact
+    assert lam.variables["warmer_concurrency"]["type"] == "number"
+    assert lam.variables["warmer_concurrency"]["default"] >= 1
+    assert schedule["flexible_time_window"] == [{"mode": "OFF"}]
+
+
+def test_lambda_function_role_grants_exactly_what_the_adapter_calls(
+    lam: TerraformTree,
+) -> None:
+    statements = {s["sid"]: s for _, s in lam.policy_statements() if "sid" in s}
+
+    agentcore = statements["InvokeTheOneAgentRuntime"]
+    assert sorted(agentcore["actions"]) == [
+        "bedrock-agentcore:InvokeAgentRuntime",
+        "bedrock-agentcore:StopRuntimeSession",
+    ]
+    assert lam.locals["agentcore_resources"] == [
+        "${var.agentcore_runtime_arn}",
+        "${var.agentcore_runtime_arn}/*",
+    ]
+    assert agentcore["resources"] == "${local.agentcore_resources}"
+
+    connections = statements["AnswerClientsOfThisApiStage"]
+    assert connections["actions"] == ["execute-api:ManageConnections"]
+    assert lam.locals["connections_base"] == (
+        "${aws_apigatewayv2_api.ws.execution_arn}/${var.stage_name}"
+    )
+    assert sorted(connections["resources"]) == [
+        f"${{local.connections_base}}/{method}/@connections/*"
+        for method in ("GET", "POST")
+    ]
+
+    assert statements["InvokeOwnAlias"]["actions"] == ["lambda:InvokeFunction"]
+    assert statements["InvokeOwnAlias"]["resources"] == ["${aws_lambda_alias.live.arn}"]
+    assert statements["WriteOwnLogGroup"]["resources"] == [
+        "${aws_cloudwatch_log_group.bridge.arn}:*"
+    ]
+    assert statements["PingTheAlias"]["resources"] == ["${aws_lambda_alias.live.arn}"]
+
+
+# ---------------------------------------------------------------- both Terraform trees
+
+
+@pytest.mark.parametrize("folder", [LAMBDA, FARGATE], ids=["lambda", "fargate"])
+def test_no_provisioned_concurrency_anywhere(folder: Path) -> None:
+    tree = load_terraform(folder)
+    assert "aws_lambda_provisioned_concurrency_config" not in tree.resources
+    assert "provisioned_concurrent_executions" not in tree.text
+
+
+@pytest.mark.parametrize("folder", [LAMBDA, FARGATE], ids=["lambda", "fargate"])
+def test_iam_statements_name_every_action_and_scope_every_resource(
+    folder: Path,
+) -> None:
+    tree = load_terraform(folder)
+    statements = list(tree.policy_statements())
+    assert statements
+    for document, statement in statements:
+        actions = statement["actions"]
+        assert actions and all("*" not in a for a in actions), (document, actions)
+        if document.endswith("_assume"):
+            continue
+        resources = _as_list(statement["resources"])
+        if "*" in resources:
+            assert frozenset(actions) in STAR_RESOURCE_ALLOWED, (document, actions)
+            continue
+        for resource in resources:
+            # Resources are this stack's own ARNs (or ARNs given as
+            # variables), never a pattern over an account or a service.
+            assert resource.startswith("${"), (document, resource)
+
+
+@pytest.mark.parametrize("folder", [LAMBDA, FARGATE], ids=["lambda", "fargate"])
+def test_every_role_policy_is_a_checked_policy_document(folder: Path) -> None:
+    """No inline JSON policies and no managed policies escape the checks above."""
+    tree = load_terraform(folder)
+    assert "aws_iam_role_policy_attachment" not in tree.resources
+    assert "aws_iam_policy" not in tree.resources
+    for role_policy in tree.of_kind("aws_iam_role_policy").values():
+        assert re.fullmatch(
+            r"\$\{data\.aws_iam_policy_document\.\w+\.json\}", role_policy["policy"]
+        )
+    for role in tree.of_kind("aws_iam_role").values():
+        assert "managed_policy_arns" not in role
+        assert "inline_policy" not in role
+
+
+@pytest.mark.parametrize("folder", [LAMBDA, FARGATE], ids=["lambda", "fargate"])
+def test_terraform_files_are_the_four_the_examples_document(folder: Path) -> None:
+    names = sorted(p.name for p in folder.glob("*.tf"))
+    assert names == ["main.tf", "outputs.tf", "variables.tf", "versions.tf"]
+
+
+# ---------------------------------------------------------------- Fargate, Terraform
+
+
+def test_stop_timeout_is_longer_than_the_deregistration_delay(
+    fargate: TerraformTree,
+) -> None:
+    container = fargate.locals["container"]
+    stop_timeout = fargate.default(container["stopTimeout"])
+    group = fargate.resource("aws_lb_target_group", "bridge")
+    delay = fargate.default(group["deregistration_delay"])
+    assert stop_timeout == 120
+    assert 0 < delay < stop_timeout
+    # Changing either variable so that they cross fails the plan.
+    (precondition,) = group["lifecycle"][0]["precondition"]
+    assert precondition["condition"] == (
+        "${var.deregistration_delay < var.stop_timeout}"
+    )
+
+
+def test_server_exits_before_ecs_kills_it(fargate: TerraformTree) -> None:
+    environment = fargate.locals["environment"]
+    assert "BRIDGE_SHUTDOWN_TIMEOUT = tostring(var.stop_timeout - 10)" in environment
+
+
+def test_alb_idle_timeout_is_raised_for_long_streams(fargate: TerraformTree) -> None:
+    balancer = fargate.resource("aws_lb", "bridge")
+    assert balancer["load_balancer_type"] == "application"
+    assert fargate.default(balancer["idle_timeout"]) > 60
+
+
+def test_health_checks_hit_healthz(fargate: TerraformTree) -> None:
+    group = fargate.resource("aws_lb_target_group", "bridge")
+    assert group["health_check"][0]["path"] == "/healthz"
+    assert group["health_check"][0]["matcher"] == "200"
+    assert "/healthz" in fargate.locals["health_probe"]
+    command = fargate.locals["container"]["healthCheck"]["command"]
+    assert command == ["CMD", "python", "-c", "${local.health_probe}"]
+
+
+def test_task_health_check_is_the_dockerfiles_healthcheck(
+    fargate: TerraformTree,
+) -> None:
+    """ECS ignores the image's HEALTHCHECK, so the task repeats it word for word."""
+    final = load_dockerfile()[-1]
+    assert healthcheck_command(final) == [
+        "python",
+        "-c",
+        fargate.locals["health_probe"],
+    ]
+
+
+def test_target_group_has_no_stickiness(fargate: TerraformTree) -> None:
+    group = fargate.resource("aws_lb_target_group", "bridge")
+    assert "stickiness" not in group
+    assert group["target_type"] == "ip"
+
+
+def test_https_listener_uses_the_certificate_variable(fargate: TerraformTree) -> None:
+    listener = fargate.resource("aws_lb_listener", "https")
+    assert listener["protocol"] == "HTTPS"
+    assert listener["port"] == 443
+    assert listener["certificate_arn"] == "${var.certificate_arn}"
+    assert fargate.of_kind("aws_lb_listener").keys() == {"https"}
+
+
+def test_service_scales_by_target_tracking(fargate: TerraformTree) -> None:
+    policies = fargate.of_kind("aws_appautoscaling_policy").values()
+    assert policies
+    for policy in policies:
+        assert policy["policy_type"] == "TargetTrackingScaling"
+        assert policy["resource_id"] == (
+            "${aws_appautoscaling_target.bridge.resource_id}"
+        )
+    target = fargate.resource("aws_appautoscaling_target", "bridge")
+    assert target["scalable_dimension"] == "ecs:service:DesiredCount"
+    service = fargate.resource("aws_ecs_service", "bridge")
+    assert service["lifecycle"][0]["ignore_changes"] == ["desired_count"]
+
+
+def test_task_runs_on_fargate_with_two_roles_and_a_read_only_root(
+    fargate: TerraformTree,
+) -> None:
+    task = fargate.resource("aws_ecs_task_definition", "bridge")
+    assert task["requires_compatibilities"] == ["FARGATE"]
+    assert task["network_mode"] == "awsvpc"
+    assert task["task_role_arn"] == "${aws_iam_role.task.arn}"
+    assert task["execution_role_arn"] == "${aws_iam_role.execution.arn}"
+    assert fargate.locals["container"]["readonlyRootFilesystem"] is True
+
+
+def test_task_role_may_invoke_stream_and_stop_the_one_runtime(
+    fargate: TerraformTree,
+) -> None:
+    statements = {s["sid"]: s for _, s in fargate.policy_statements() if "sid" in s}
+    agentcore = statements["InvokeTheOneAgentRuntime"]
+    assert sorted(agentcore["actions"]) == [
+        "bedrock-agentcore:InvokeAgentRuntime",
+        "bedrock-agentcore:InvokeAgentRuntimeWithWebSocketStream",
+        "bedrock-agentcore:StopRuntimeSession",
+    ]
+    assert agentcore["resources"] == "${local.agentcore_resources}"
+    assert all(AGENTCORE_ARN.match(r) for r in fargate.locals["agentcore_resources"])
+    assert statements["WriteOwnLogGroup"]["resources"] == [
+        "${aws_cloudwatch_log_group.bridge.arn}:*"
+    ]
+
+
+def test_security_groups_open_443_to_clients_and_the_port_to_the_alb_only(
+    fargate: TerraformTree,
+) -> None:
+    ingress = fargate.of_kind("aws_vpc_security_group_ingress_rule")
+    assert ingress["alb_https"]["from_port"] == 443
+    assert ingress["task_from_alb"]["referenced_security_group_id"] == (
+        "${aws_security_group.alb.id}"
+    )
+    egress = fargate.of_kind("aws_vpc_security_group_egress_rule")
+    assert egress["task_https"]["from_port"] == egress["task_https"]["to_port"] == 443
+
+
+# ---------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    final = load_dockerfile()[-1]
+    users = [i.arguments for i in final if i.keyword == "USER"]
+    assert users, "the final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+    # No instruction after USER runs as root again.
+    last_user = max(n for n, i in enumerate(final) if i.keyword == "USER")
+    assert all(i.keyword != "RUN" for i in final[last_user:])
+
+
+def test_dockerfile_is_slim_python_and_installs_the_server_extra() -> None:
+    stages = load_dockerfile()
+    final = stages[-1]
+    assert re.fullmatch(r"python:3\.1[0-9]-slim", final[0].arguments)
+    runs = " ".join(i.arguments for i in final if i.keyword == "RUN")
+    assert "'agentcore-bridge[server]'" in runs
+    assert "pip wheel" in " ".join(i.arguments for i in stages[0])
+
+
+def test_dockerfile_serves_with_sigterm_and_a_stdlib_healthcheck() -> None:
+    final = load_dockerfile()[-1]
+    (cmd,) = [i for i in final if i.keyword == "CMD"]
+    assert exec_form(cmd.arguments) == ["agentcore-bridge", "serve"]
+    (signal,) = [i for i in final if i.keyword == "STOPSIGNAL"]
+    assert signal.arguments == "SIGTERM"
+    probe = healthcheck_command(final)
+    assert probe[:2] == ["python", "-c"]
+    assert "urllib.request" in probe[2] and "/healthz" in probe[2]
+    assert dockerfile_env(final)["BRIDGE_PORT"] == "8080"
+
+
+# ---------------------------------------------------------------- SAM
+
+
+def test_sam_template_passes_cfn_lint() -> None:
+    script = Path(sys.executable).with_name("cfn-lint")
+    command = [str(script)] if script.exists() else [shutil.which("cfn-lint") or ""]
+    result = subprocess.run(
+        [*command, str(LAMBDA / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_function_is_python_313_with_snapstart_on_an_alias(
+    sam: dict[str, Any],
+) -> None:
+    function = sam["Resources"]["BridgeFunction"]
+    assert function["Type"] == "AWS::Serverless::Function"
+    properties = function["Properties"]
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Handler"] == "handler.handler"
+    assert properties["AutoPublishAlias"] == "live"
+    assert properties["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert "ProvisionedConcurrencyConfig" not in properties
+    assert properties["CodeUri"] == "build/package"
+    assert sam["Parameters"]["TimeoutSeconds"]["Default"] == 900
+    assert properties["LoggingConfig"]["LogFormat"] == "JSON"
+    assert properties["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
+    # Our own role: SAM's generated one would bring logs on "*".
+    assert properties["Role"] == {"Fn::GetAtt": ["BridgeRole", "Arn"]}
+    assert "Policies" not in properties
+
+
+def test_sam_integration_and_permission_target_the_alias(
+    sam: dict[str, Any],
+) -> None:
+    resources = sam["Resources"]
+    uri = resources["BridgeIntegration"]["Properties"]["IntegrationUri"]["Fn::Sub"]
+    assert uri[1] == {"AliasArn": {"Ref": "BridgeFunction.Alias"}}
+    assert "/functions/${AliasArn}/invocations" in uri[0]
+    permission = resources["ApiInvokePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": "BridgeFunction.Alias"}
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+
+
+def test_sam_websocket_api_and_routes(sam: dict[str, Any]) -> None:
+    resources = sam["Resources"].values()
+    (api,) = [r for r in resources if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    assert api["Properties"]["RouteSelectionExpression"] == "$request.body.action"
+    routes = [r for r in resources if r["Type"] == "AWS::ApiGatewayV2::Route"]
+    assert sorted(r["Properties"]["RouteKey"] for r in routes) == [
+        "$connect",
+        "$default",
+        "$disconnect",
+    ]
+    assert not [r for r in resources if "ProvisionedConcurrency" in str(r)]
+
+
+def test_sam_warmer_schedule_pings_the_alias_with_n_from_a_parameter(
+    sam: dict[str, Any],
+) -> None:
+    schedule = sam["Resources"]["WarmerSchedule"]
+    assert schedule["Type"] == "AWS::Scheduler::Schedule"
+    target = schedule["Properties"]["Target"]
+    assert target["Arn"] == {"Ref": "BridgeFunction.Alias"}
+    assert target["Input"]["Fn::Sub"] == (
+        '{"agentcore_bridge_warmer": {"concurrency": ${WarmerConcurrency}}}'
+    )
+    assert sam["Parameters"]["WarmerConcurrency"]["Type"] == "Number"
+
+
+def test_sam_iam_statements_name_every_action_and_scope_every_resource(
+    sam: dict[str, Any],
+) -> None:
+    roles = [r for r in sam["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert roles
+    for role in roles:
+        assert "ManagedPolicyArns" not in role["Properties"]
+        for policy in role["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = _as_list(statement["Action"])
+                assert all("*" not in a for a in actions), actions
+                for resource in _as_list(statement["Resource"]):
+                    assert resource != "*", actions
+                    # A Ref, GetAtt or Sub of this stack's own names.
+                    assert isinstance(resource, dict), resource
+
+    bridge = sam["Resources"]["BridgeRole"]["Properties"]["Policies"][0]
+    statements = {s["Sid"]: s for s in bridge["PolicyDocument"]["Statement"]}
+    assert statements["InvokeTheOneAgentRuntime"]["Resource"] == [
+        {"Ref": "AgentCoreRuntimeArn"},
+        {"Fn::Sub": "${AgentCoreRuntimeArn}/*"},
+    ]
+    for resource in statements["AnswerClientsOfThisApiStage"]["Resource"]:
+        assert re.fullmatch(
+            r".*:\$\{WebSocketApi\}/\$\{StageName\}/(POST|GET)/@connections/\*",
+            resource["Fn::Sub"],
+        )
+    assert statements["InvokeOwnAlias"]["Resource"]["Fn::Sub"].endswith(
+        ":function:${AWS::StackName}-bridge:live"
+    )
+    function = sam["Resources"]["BridgeFunction"]["Properties"]
+    assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-bridge"}
+    assert function["AutoPublishAlias"] == "live"
+
+
+# ---------------------------------------------------------------- Terraform CLI
+
+PLUGIN_DIR = Path(os.environ.get("TERRAFORM_PLUGIN_DIR", "/opt/tf-plugins"))
+
+
+def _terraform() -> str:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("the terraform command is not installed")
+    return terraform
+
+
+def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("folder", [LAMBDA, FARGATE], ids=["lambda", "fargate"])
+def test_terraform_files_are_formatted(folder: Path) -> None:
+    result = _run([_terraform(), "fmt", "-check", "-diff", "-recursive"], folder)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("folder", [LAMBDA, FARGATE], ids=["lambda", "fargate"])
+def test_terraform_plans_on_a_mocked_provider(folder: Path, tmp_path: Path) -> None:
+    """The example's own ``terraform test`` plans (which validate the tree first)."""
+    terraform = _terraform()
+    if not (PLUGIN_DIR / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        pytest.skip(f"no local copy of the AWS provider in {PLUGIN_DIR}")
+    work = tmp_path / folder.name
+    shutil.copytree(
+        folder,
+        work,
+        ignore=shutil.ignore_patterns(".terraform*", "build", "*.tfstate*"),
+    )
+    steps = [
+        [
+            terraform,
+            "init",
+            "-backend=false",
+            "-input=false",
+            f"-plugin-dir={PLUGIN_DIR}",
+        ],
+        [terraform, "test", "-no-color"],
+    ]
+    for step in steps:
+        result = _run(step, work)
+        assert result.returncode == 0, f"{step[1]}:\n{result.stdout}{result.stderr}"

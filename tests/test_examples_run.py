@@ -1,0 +1,267 @@
+"""The examples' code runs: the Lambda package and the container's command.
+
+- The Lambda package that ``examples/lambda/build.py`` builds is loaded by
+  the local API Gateway emulator exactly as Lambda loads it (``handler.handler``
+  from the package folder, the SAM template's environment variables), in
+  front of the local AgentCore emulator, and answers a real WebSocket client.
+- The Dockerfile's ``CMD`` runs as a plain subprocess with the Dockerfile's
+  ``ENV`` and the AgentCore emulator's address, and streams an answer; its
+  ``HEALTHCHECK`` probe and its ``STOPSIGNAL`` are exercised against it.
+
+Docker itself cannot run here (there is no daemon on the test machines), so
+the image build is not tested: what runs is the same command with the same
+environment, from the package installed in the test environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from agentcore_bridge.client import FrameDecoder
+from agentcore_bridge.protocol import encode_invoke
+from apigw_stack import local_apigw
+from examples_files import (
+    LAMBDA,
+    dockerfile_env,
+    exec_form,
+    healthcheck_command,
+    load_dockerfile,
+    load_sam,
+    sam_environment,
+)
+from stack import Emulator, local_stack
+
+
+def _load_build_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("example_build", LAMBDA / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_script = _load_build_script()
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Lambda package folder, as build.py writes it."""
+    out = tmp_path_factory.mktemp("lambda-build")
+    build_script.build(out)
+    return out / "package"
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with local_stack() as running:
+        yield running
+
+
+async def _converse(url: str, prompt: str) -> list[dict[str, Any]]:
+    """Send one invoke; return the frames answering it, through its end or error."""
+    decoder = FrameDecoder()
+    frames: list[dict[str, Any]] = []
+    async with connect(url) as websocket:
+        await websocket.send(encode_invoke("q1", {"prompt": prompt}))
+        while not frames or frames[-1]["type"] not in {"end", "error"}:
+            message = await asyncio.wait_for(websocket.recv(), timeout=60)
+            for frame in decoder.feed(message, time.monotonic()):
+                if frame.get("id") == "q1":
+                    frames.append(frame)
+    return frames
+
+
+def _assert_streamed_answer(frames: list[dict[str, Any]]) -> None:
+    *chunks, end = frames
+    assert end["type"] == "end", end
+    assert chunks, "no chunk before the end"
+    assert [c["type"] for c in chunks] == ["chunk"] * len(chunks)
+    assert [c["seq"] for c in chunks] == list(range(len(chunks)))
+    assert end["seq"] == len(chunks)
+    assert "".join(str(c["data"]) for c in chunks).strip()
+
+
+# ---------------------------------------------------------------- the Lambda package
+
+
+def test_build_writes_the_handler_and_the_library_without_server_parts(
+    package: Path,
+) -> None:
+    archive = package.parent / "bridge.zip"
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+    assert "handler.py" in names
+    assert "agentcore_bridge/awslambda/__init__.py" in names
+    assert "agentcore_bridge/sync/http.py" in names
+    for left_out in ("aio", "server", "local", "static"):
+        assert not [n for n in names if n.startswith(f"agentcore_bridge/{left_out}/")]
+    assert not [n for n in names if "__pycache__" in n]
+
+
+def test_build_is_reproducible(package: Path, tmp_path: Path) -> None:
+    """The same sources give the same zip, so Terraform publishes no new version."""
+    again = build_script.build(tmp_path)
+    assert again.read_bytes() == (package.parent / "bridge.zip").read_bytes()
+
+
+def test_package_imports_with_the_standard_library_alone(package: Path) -> None:
+    """No site-packages (-S): only the zip's content and Python's own modules."""
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import handler; "
+        "import agentcore_bridge; "
+        "assert agentcore_bridge.__file__.startswith(sys.argv[1]), "
+        "agentcore_bridge.__file__; "
+        "assert callable(handler.handler); "
+        "heavy = {'aiohttp', 'botocore', 'boto3', 'yarl', 'multidict'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-I", "-c", probe, str(package)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def _gateway_settings(package: Path, emulator: Emulator) -> dict[str, Any]:
+    """local_apigw settings that mirror the SAM template's function."""
+    template = load_sam()
+    function = template["Resources"]["BridgeFunction"]["Properties"]
+    parameters = template["Parameters"]
+    environment = sam_environment(template, AgentCoreRuntimeArn=emulator.runtime_arn)
+    # The one addition: where "AWS" is. Everything else is the template's.
+    environment["AGENTCORE_ENDPOINT_URL"] = emulator.url
+    module, function_name = function["Handler"].split(".")
+    return {
+        "handler": f"{module}:{function_name}",
+        "code_dir": str(package),
+        "env": environment,
+        "credentials": emulator.credentials,
+        "region": emulator.region,
+        "memory_size": parameters["MemorySize"]["Default"],
+        "function_timeout": float(parameters["TimeoutSeconds"]["Default"]),
+    }
+
+
+def test_example_handler_answers_a_websocket_client(
+    package: Path, emulator: Emulator
+) -> None:
+    settings = _gateway_settings(package, emulator)
+    handler = settings.pop("handler")
+    before = emulator.stats()["requests"].get("invoke", 0)
+    with local_apigw(handler, **settings) as gateway:
+        frames = asyncio.run(_converse(gateway.ws_url, "hello from the example"))
+    _assert_streamed_answer(frames)
+    assert emulator.stats()["requests"].get("invoke", 0) > before
+
+
+def test_warmer_input_of_the_template_warms_n_environments(
+    package: Path, emulator: Emulator
+) -> None:
+    """The schedule's Input, with N = 3, is what the handler reads as a warmer ping."""
+    template = load_sam()
+    target = template["Resources"]["WarmerSchedule"]["Properties"]["Target"]
+    event = json.loads(target["Input"]["Fn::Sub"].replace("${WarmerConcurrency}", "3"))
+    settings = _gateway_settings(package, emulator)
+    handler = settings.pop("handler")
+    with local_apigw(handler, **settings) as gateway:
+        answer = gateway.client("lambda").invoke(
+            FunctionName=gateway.function_name, Payload=json.dumps(event).encode()
+        )
+        result = json.loads(answer["Payload"].read())
+        stats = gateway.stats()
+    assert "FunctionError" not in answer, result
+    assert result["warmed"] == 3, result
+    assert stats["environments_alive"] >= 3
+
+
+# ---------------------------------------------------------------- the container
+
+
+def _container_environment(emulator: Emulator) -> dict[str, str]:
+    """The Dockerfile's ENV, plus what a task gets, pointed at the emulator."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **dockerfile_env(load_dockerfile()[-1]),
+        "AGENTCORE_RUNTIME_ARN": emulator.runtime_arn,
+        "AGENTCORE_ENDPOINT_URL": emulator.url,
+        "AWS_REGION": emulator.region,
+        "AWS_ACCESS_KEY_ID": emulator.credentials.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": emulator.credentials.secret_access_key,
+        # Loopback and a free port here; the image listens on 0.0.0.0:8080.
+        "BRIDGE_HOST": "127.0.0.1",
+        "BRIDGE_PORT": "0",
+    }
+    return environment
+
+
+def _probe(command: list[str], port: int) -> int:
+    """Run the HEALTHCHECK command (its ``python`` is this interpreter)."""
+    assert command[0] == "python"
+    result = subprocess.run(
+        [sys.executable, *command[1:]],
+        env={"BRIDGE_PORT": str(port), "PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    return result.returncode
+
+
+def test_container_command_streams_an_answer_and_stops_on_its_stop_signal(
+    emulator: Emulator,
+) -> None:
+    final = load_dockerfile()[-1]
+    (cmd,) = [i for i in final if i.keyword == "CMD"]
+    command = exec_form(cmd.arguments)
+    (stop,) = [i for i in final if i.keyword == "STOPSIGNAL"]
+    executable = Path(sys.executable).with_name(command[0])
+    assert executable.exists(), (
+        f"{command[0]} is not installed next to {sys.executable}"
+    )
+
+    process = subprocess.Popen(
+        [str(executable), *command[1:]],
+        env=_container_environment(emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        ready = process.stdout.readline()
+        assert "listening on http://127.0.0.1:" in ready, ready + (
+            process.stderr.read() if process.poll() is not None else ""
+        )
+        port = int(ready.rsplit(":", 1)[1])
+
+        assert _probe(healthcheck_command(final), port) == 0
+        frames = asyncio.run(_converse(f"ws://127.0.0.1:{port}/ws", "hello"))
+        _assert_streamed_answer(frames)
+
+        process.send_signal(getattr(signal, stop.arguments))
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    # With the server gone, the same probe reports the container unhealthy.
+    assert _probe(healthcheck_command(final), port) != 0
