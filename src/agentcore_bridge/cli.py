@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "agentcore_bridge.cli:_demo_unavailable",
         "run the demo agent, the AgentCore emulator and the bridge with a chat page",
     ),
+    "local-apigw": (
+        "agentcore_bridge.local.apigw:main",
+        "run a Lambda handler behind a local API Gateway WebSocket API emulator",
+    ),
 }
 
 _USAGE = "usage: agentcore-bridge COMMAND [options]   (COMMAND --help for more)"

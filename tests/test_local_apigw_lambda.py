@@ -1,0 +1,311 @@
+"""The emulator's Lambda side: execution environments and the Invoke API.
+
+Invocations come from real botocore ``lambda`` clients; handlers run in real
+worker processes, whose module globals show which environment ran what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from websockets.asyncio.client import connect
+
+from agentcore_bridge.credentials import Credentials
+from apigw_stack import Gateway, local_apigw
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll ``predicate`` until it returns something true; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+_clients: dict[str, Any] = {}
+
+
+def invoke(gateway: Gateway, payload: Any, **kwargs: Any) -> tuple[dict[str, Any], Any]:
+    """Invoke the function; return botocore's answer and the decoded payload."""
+    client = _clients.get(gateway.lambda_url)
+    if client is None:
+        client = _clients[gateway.lambda_url] = gateway.client("lambda")
+    kwargs.setdefault("FunctionName", gateway.function_name)
+    answer = client.invoke(Payload=json.dumps(payload).encode(), **kwargs)
+    body = answer["Payload"].read()
+    return answer, json.loads(body) if body else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_request_response_returns_the_result_with_a_lambda_context() -> None:
+    with local_apigw("counter:handler", function_timeout=20) as gateway:
+        answer, reply = invoke(gateway, {"hello": 1})
+    assert answer["StatusCode"] == 200
+    assert answer["ExecutedVersion"] == "$LATEST"
+    assert "FunctionError" not in answer
+    context = reply["context"]
+    assert context["function_name"] == "local-websocket-handler"
+    assert context["function_version"] == "$LATEST"
+    assert context["invoked_function_arn"] == (
+        "arn:aws:lambda:us-east-1:123456789012:function:local-websocket-handler"
+    )
+    assert context["memory_limit_in_mb"] == "128"
+    assert context["log_group_name"] == "/aws/lambda/local-websocket-handler"
+    assert "[$LATEST]" in context["log_stream_name"]
+    assert context["aws_request_id"] == answer["ResponseMetadata"]["RequestId"]
+    assert 0 < reply["remaining_ms"] <= 20000
+
+
+def test_environments_get_lambda_variables_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UNRELATED_SETTING", "the emulator's own")
+    config = {"env": {"EXTRA_SETTING": "on"}, "region": "eu-west-1"}
+    with local_apigw("counter:handler", **config) as gateway:
+        _, reply = invoke(gateway, {})
+    environ = reply["environ"]
+    assert environ["AWS_LAMBDA_FUNCTION_NAME"] == gateway.function_name
+    assert environ["AWS_REGION"] == environ["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert environ["AWS_EXECUTION_ENV"].startswith("AWS_Lambda_python3.")
+    assert environ["AWS_ACCESS_KEY_ID"] == gateway.credentials.access_key_id
+    assert environ["BRIDGE_CONNECTIONS_ENDPOINT_URL"] == gateway.connections_url
+    assert environ["BRIDGE_LAMBDA_ENDPOINT_URL"] == gateway.lambda_url
+    assert environ["EXTRA_SETTING"] == "on"
+    assert environ["UNRELATED_SETTING"] is None
+
+
+def test_warm_environment_keeps_its_module_globals() -> None:
+    with local_apigw("counter:handler") as gateway:
+        replies = [invoke(gateway, {})[1] for _ in range(3)]
+        stats = gateway.stats()
+    assert [reply["count"] for reply in replies] == [1, 2, 3]
+    assert len({reply["pid"] for reply in replies}) == 1
+    assert stats["cold_starts"] == 1
+    assert stats["environments"][0]["invocations"] == 3
+
+
+def test_event_arriving_while_the_environment_is_busy_starts_cold() -> None:
+    with local_apigw("counter:handler") as gateway:
+        first = invoke(gateway, {})[1]
+        invoke(gateway, {"sleep": 1.0}, InvocationType="Event")
+        wait_until(lambda: gateway.stats()["environments_busy"] == 1)
+        second = invoke(gateway, {})[1]
+        stats = gateway.stats()
+    assert second["count"] == 1
+    assert second["pid"] != first["pid"]
+    assert second["loaded_at"] > first["loaded_at"]
+    assert stats["cold_starts"] == 2
+
+
+def test_overlapping_event_invocations_start_one_environment_each() -> None:
+    with local_apigw("counter:handler") as gateway:
+        for _ in range(4):
+            answer, _ = invoke(gateway, {"until_started": 4}, InvocationType="Event")
+            assert answer["StatusCode"] == 202
+        stats = wait_until(
+            lambda: (s := gateway.stats())["invocations"] == 4 and s, timeout=15
+        )
+    assert stats["cold_starts"] == 4
+    assert stats["environments_alive"] == 4
+    assert [e["invocations"] for e in stats["environments"]] == [1, 1, 1, 1]
+
+
+def test_events_beyond_the_concurrency_limit_wait_for_an_environment() -> None:
+    with local_apigw("counter:handler", max_concurrency=2) as gateway:
+        for _ in range(4):
+            invoke(gateway, {"until_started": 2}, InvocationType="Event")
+        stats = wait_until(
+            lambda: (s := gateway.stats())["invocations"] == 4 and s, timeout=15
+        )
+    assert stats["cold_starts"] == 2
+    assert stats["environments_alive"] == 2
+    assert sum(e["invocations"] for e in stats["environments"]) == 4
+
+
+def test_websocket_messages_share_warm_environments_until_they_overlap() -> None:
+    with local_apigw("counter:handler", route_responses=["$default"]) as gateway:
+
+        async def session() -> list[dict[str, Any]]:
+            async with connect(gateway.ws_url) as ws:
+                await ws.send("{}")
+                after_connect = json.loads(await ws.recv())
+                await ws.send(json.dumps({"sleep": 0.5}))
+                await ws.send("{}")
+                overlapping = [json.loads(await ws.recv()) for _ in range(2)]
+                return [after_connect, *overlapping]
+
+        after_connect, *overlapping = asyncio.run(session())
+    # $connect ran first in the same environment.
+    assert after_connect["count"] == 2
+    assert len({reply["pid"] for reply in overlapping}) == 2
+    assert sorted(reply["count"] for reply in overlapping) == [1, 3]
+
+
+def test_handler_exception_is_reported_and_the_environment_stays_warm() -> None:
+    with local_apigw("counter:handler") as gateway:
+        failed, error = invoke(gateway, {"raise": True})
+        _, after = invoke(gateway, {})
+        stats = gateway.stats()
+    assert failed["StatusCode"] == 200
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "RuntimeError"
+    assert error["errorMessage"] == "asked to fail"
+    assert error["stackTrace"]
+    assert after["count"] == 2
+    assert stats["cold_starts"] == 1
+
+
+def test_crashed_environment_is_replaced_by_a_cold_one() -> None:
+    with local_apigw("counter:handler") as gateway:
+        _, first = invoke(gateway, {})
+        failed, error = invoke(gateway, {"exit": True})
+        _, after = invoke(gateway, {})
+        stats = gateway.stats()
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.ExitError"
+    assert after["count"] == 1
+    assert after["pid"] != first["pid"]
+    assert not alive(first["pid"])
+    assert stats["cold_starts"] == 2
+
+
+def test_function_timeout_ends_the_invocation_and_the_environment() -> None:
+    with local_apigw("counter:handler", function_timeout=0.5) as gateway:
+        _, first = invoke(gateway, {})
+        failed, error = invoke(gateway, {"sleep": 5})
+        _, after = invoke(gateway, {})
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 0.50 seconds" in error["errorMessage"]
+    assert after["pid"] != first["pid"]
+
+
+def test_import_error_fails_invocations_and_connects() -> None:
+    with local_apigw("no_such_module:handler") as gateway:
+        failed, error = invoke(gateway, {})
+
+        async def session() -> int:
+            from websockets.exceptions import InvalidStatus
+
+            with pytest.raises(InvalidStatus) as rejected:
+                async with connect(gateway.ws_url):
+                    pass
+            return rejected.value.response.status_code
+
+        status = asyncio.run(session())
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.ImportModuleError"
+    assert status == 500
+
+
+def test_function_names_arns_and_qualifiers() -> None:
+    with local_apigw("counter:handler") as gateway:
+        arn = "arn:aws:lambda:us-east-1:123456789012:function:local-websocket-handler"
+        for name in [
+            arn,
+            f"{arn}:$LATEST",
+            "123456789012:function:" + "local-websocket-handler",
+        ]:
+            answer, _ = invoke(gateway, {}, FunctionName=name)
+            assert answer["StatusCode"] == 200
+        for name in [
+            "another-function",
+            f"{arn}:prod",
+            arn.replace("us-east-1", "eu-west-1"),
+        ]:
+            with pytest.raises(ClientError) as missing:
+                invoke(gateway, {}, FunctionName=name)
+            error = missing.value.response
+            assert error["Error"]["Code"] == "ResourceNotFoundException"
+            assert error["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_dry_run_and_invalid_payloads() -> None:
+    with local_apigw("counter:handler") as gateway:
+        client = gateway.client("lambda")
+        dry = client.invoke(
+            FunctionName=gateway.function_name, InvocationType="DryRun", Payload=b"{}"
+        )
+        with pytest.raises(ClientError) as invalid:
+            client.invoke(FunctionName=gateway.function_name, Payload=b"{not json")
+        stats = gateway.stats()
+    assert dry["StatusCode"] == 204
+    assert invalid.value.response["Error"]["Code"] == "InvalidRequestContentException"
+    assert stats["cold_starts"] == 0
+
+
+def test_invoke_with_wrong_credentials_is_refused() -> None:
+    with local_apigw("counter:handler") as gateway:
+        right = gateway.credentials
+        codes = []
+        for keys in [
+            Credentials(right.access_key_id, "wrong-secret"),
+            Credentials("AKIDSOMEONEELSE00000", right.secret_access_key),
+        ]:
+            with pytest.raises(ClientError) as denied:
+                gateway.client("lambda", credentials=keys).invoke(
+                    FunctionName=gateway.function_name, Payload=b"{}"
+                )
+            assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+            codes.append(denied.value.response["Error"]["Code"])
+    assert codes == ["InvalidSignatureException", "UnrecognizedClientException"]
+
+
+def test_idle_environments_are_stopped() -> None:
+    with local_apigw("counter:handler", environment_idle_timeout=0.3) as gateway:
+        _, reply = invoke(gateway, {})
+        wait_until(lambda: gateway.stats()["environments_alive"] == 0)
+        wait_until(lambda: not alive(reply["pid"]))
+        _, after = invoke(gateway, {})
+    assert after["count"] == 1
+
+
+def test_retired_environments_start_cold_with_fresh_globals() -> None:
+    with local_apigw("counter:handler") as gateway:
+        invoke(gateway, {})
+        invoke(gateway, {})
+        assert gateway.retire_environments() == 1
+        _, after = invoke(gateway, {})
+        stats = gateway.stats()
+    assert after["count"] == 1
+    assert stats["cold_starts"] == 2
+
+
+def test_handler_output_is_prefixed_with_the_environment_id() -> None:
+    log = io.StringIO()
+    with local_apigw("counter:handler", log_stream=log) as gateway:
+        invoke(gateway, {"print": "hello from the handler"})
+    lines = log.getvalue().splitlines()
+    assert "[env-1] hello from the handler" in lines
+    assert any(
+        line.startswith("[env-1] REPORT RequestId:") and "Init Duration" in line
+        for line in lines
+    )
+
+
+def test_stopping_the_emulator_ends_every_worker() -> None:
+    with local_apigw("counter:handler") as gateway:
+        for _ in range(3):
+            invoke(gateway, {"sleep": 30}, InvocationType="Event")
+        pids = wait_until(lambda: len(p := gateway.stats()["worker_pids"]) == 3 and p)
+        wait_until(lambda: gateway.stats()["environments_busy"] == 3)
+    assert not any(alive(pid) for pid in pids)
