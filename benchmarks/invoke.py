@@ -37,7 +37,10 @@ DEFAULT_RUNTIME_ARN = (
 LOCAL_ACCESS_KEY_ID = "AKIALOCALEMULATOR00"
 LOCAL_SECRET_ACCESS_KEY = "LocalEmulatorSecretKeyNotASecret00000000"
 REGION = "us-west-2"
-PAYLOAD = {"prompt": "benchmark", "words": 200}
+PAYLOAD: dict[str, object] = {"prompt": "benchmark", "words": 200}
+#: The paced scenario: an agent that writes a word every 10 ms, as a model
+#: streaming tokens does.
+PACED: dict[str, object] = {"prompt": "benchmark", "words": 40, "delay": 0.01}
 
 # Runs in the server process: the demo agent and the emulator in one loop,
 # then prints the emulator's URL and waits for stdin to close.
@@ -112,7 +115,7 @@ IMPORT_NOTHING = textwrap.dedent(
 Invoke = Callable[[], tuple[float, float, float, int]]
 
 
-def ours(url: str) -> tuple[Invoke, Callable[[], None]]:
+def ours(url: str, payload: dict[str, object]) -> tuple[Invoke, Callable[[], None]]:
     from agentcore_bridge import Credentials
     from agentcore_bridge.agentcore import new_session_id
     from agentcore_bridge.sync.agentcore import AgentCoreClient
@@ -129,7 +132,7 @@ def ours(url: str) -> tuple[Invoke, Callable[[], None]]:
         start = time.perf_counter()
         first = 0.0
         count = 0
-        with client.invoke(PAYLOAD, session_id=session_id) as stream:
+        with client.invoke(payload, session_id=session_id) as stream:
             for _event in stream:
                 if not count:
                     first = time.perf_counter() - start
@@ -140,7 +143,9 @@ def ours(url: str) -> tuple[Invoke, Callable[[], None]]:
     return invoke, client.close
 
 
-def boto3_client(url: str) -> tuple[Invoke, Callable[[], None]]:
+def boto3_client(
+    url: str, payload: dict[str, object]
+) -> tuple[Invoke, Callable[[], None]]:
     import boto3
 
     from agentcore_bridge.agentcore import new_session_id
@@ -152,7 +157,7 @@ def boto3_client(url: str) -> tuple[Invoke, Callable[[], None]]:
         aws_access_key_id=LOCAL_ACCESS_KEY_ID,
         aws_secret_access_key=LOCAL_SECRET_ACCESS_KEY,
     )
-    body = json.dumps(PAYLOAD).encode()
+    body = json.dumps(payload).encode()
 
     def invoke() -> tuple[float, float, float, int]:
         session_id = new_session_id()
@@ -179,14 +184,16 @@ def boto3_client(url: str) -> tuple[Invoke, Callable[[], None]]:
     return invoke, client.close
 
 
-def measure_invocations(url: str, rounds: int) -> dict[str, dict[str, float]]:
-    clients = {"ours": ours(url), "boto3": boto3_client(url)}
+def measure_invocations(
+    url: str, payload: dict[str, object], rounds: int, warm_up: int = 3
+) -> dict[str, dict[str, float]]:
+    clients = {"ours": ours(url, payload), "boto3": boto3_client(url, payload)}
     results: dict[str, dict[str, list[float]]] = {
         name: {"first": [], "total": [], "cpu": []} for name in clients
     }
     counts = set()
     for invoke, _ in clients.values():
-        for _ in range(3):  # warm up: connections, caches, lazy imports
+        for _ in range(warm_up):  # connections, caches, lazy imports
             counts.add(invoke()[3])
     for n in range(rounds):
         order = list(clients) if n % 2 == 0 else list(reversed(clients))
@@ -243,9 +250,27 @@ def measure_imports(rounds: int) -> dict[str, dict[str, float]]:
     }
 
 
+def print_invocations(title: str, results: dict[str, dict[str, float]]) -> None:
+    ours_i, boto_i = results["ours"], results["boto3"]
+    print(
+        f"AgentCore invocation, {int(ours_i['events'])} events ({title}); "
+        "emulator and demo agent in another process\n"
+    )
+    print(f"{'':28} {'ours':>10} {'boto3':>10} {'boto3/ours':>11}")
+    for key, label in (
+        ("first", "time to first event (ms)"),
+        ("total", "total time (ms)"),
+        ("cpu", "client CPU per call (ms)"),
+    ):
+        a, b = ours_i[key] * 1000, boto_i[key] * 1000
+        print(f"{label:28} {a:10.2f} {b:10.2f} {b / a:10.1f}x")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--paced-rounds", type=int, default=5)
     parser.add_argument("--import-rounds", type=int, default=9)
     args = parser.parse_args()
 
@@ -262,30 +287,26 @@ def main() -> None:
         url = servers.stdout.readline().strip()
         if not url.startswith("http://"):
             raise SystemExit("the emulator did not start")
-        invocations = measure_invocations(url, args.rounds)
+        invocations = measure_invocations(url, PAYLOAD, args.rounds)
+        paced = measure_invocations(url, PACED, args.paced_rounds, warm_up=1)
     finally:
         assert servers.stdin is not None
         servers.stdin.close()
         servers.wait(timeout=10)
 
-    ours_i, boto_i = invocations["ours"], invocations["boto3"]
-    print(
-        f"AgentCore invocation: {int(ours_i['events'])} events "
-        f"({PAYLOAD['words']} words, no delay), medians of {args.rounds} rounds, "
-        "emulator and demo agent in another process\n"
+    print_invocations(
+        f"{PAYLOAD['words']} words, no delay, medians of {args.rounds} rounds",
+        invocations,
     )
-    print(f"{'':28} {'ours':>10} {'boto3':>10} {'boto3/ours':>11}")
-    for key, label in (
-        ("first", "time to first event (ms)"),
-        ("total", "total time (ms)"),
-        ("cpu", "client CPU per call (ms)"),
-    ):
-        a, b = ours_i[key] * 1000, boto_i[key] * 1000
-        print(f"{label:28} {a:10.2f} {b:10.2f} {b / a:10.1f}x")
+    print_invocations(
+        f"{PACED['words']} words, one every 10 ms, "
+        f"medians of {args.paced_rounds} rounds",
+        paced,
+    )
 
     base = imports["python"]["rss_mib"]
     print(
-        f"\nImport and client construction in a fresh interpreter, "
+        "Import and client construction in a fresh interpreter, "
         f"medians of {args.import_rounds} runs\n"
     )
     print(f"{'':28} {'ours':>10} {'boto3':>10} {'boto3/ours':>11}")

@@ -502,3 +502,67 @@ def test_module_exports_exist() -> None:
     for name in agentcore.__all__:
         assert hasattr(agentcore, name), name
     assert PreparedRequest("GET", "https://x", {}).body == b""
+
+
+# Validation rules hold for every input.
+
+_SESSION_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=120))
+def test_session_id_rule_for_any_text(value: str) -> None:
+    """Accepted exactly when 33-100 chars of [A-Za-z0-9_-], first alphanumeric."""
+    expected = (
+        33 <= len(value) <= 100
+        and set(value) <= set(_SESSION_ALPHABET)
+        and value[0].isalnum()
+    )
+    try:
+        validate_session_id(value)
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == expected
+
+
+@settings(max_examples=200)
+@given(
+    st.sampled_from(
+        [
+            ("trace_id", 128),
+            ("traceparent", 128),
+            ("tracestate", 512),
+            ("baggage", 8192),
+        ]
+    ),
+    st.integers(0, 9000),
+    st.sampled_from([" ", "a", "=", ";", "\n", "\x00", "é"]),
+)
+def test_trace_headers_for_any_length_and_character(
+    header: tuple[str, int], length: int, character: str
+) -> None:
+    """Accepted exactly when printable ASCII within the model's limit."""
+    argument, limit = header
+    value = "k" + character * max(0, length - 1) if length else ""
+    expected = len(value) <= limit and (value.isascii() and value.isprintable())
+    try:
+        agentcore.validate_trace_headers(**{argument: value})
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == expected
+
+
+@settings(max_examples=100)
+@given(st.integers(-10, 400))
+def test_presign_expiry_for_any_number(expires: int) -> None:
+    target = resolve_target(ARN)
+    if 1 <= expires <= 300:
+        url = presign_websocket_url(target, SESSION, CREDS, expires=expires, now=NOW)
+        assert f"X-Amz-Expires={expires}&" in url
+    else:
+        with pytest.raises(ValidationError):
+            presign_websocket_url(target, SESSION, CREDS, expires=expires, now=NOW)

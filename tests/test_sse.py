@@ -331,3 +331,13 @@ def test_python_app_values_survive_any_chunking(
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=8))
     events, _ = decode("text/event-stream", *split_at(stream, cuts))
     assert [event.data for event in events] == values
+
+
+def test_answer_size_limits() -> None:
+    decoder = AgentStreamDecoder("application/json", max_body_size=10)
+    decoder.feed(b"[1, 2, 3,")
+    with pytest.raises(ProtocolError):
+        decoder.feed(b" 4]")
+    streaming = AgentStreamDecoder("text/event-stream", max_event_size=10)
+    with pytest.raises(ProtocolError):
+        streaming.feed(b"data: " + b"x" * 20 + b"\n")

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from .exceptions import AgentError, ProtocolError
 
 __all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_EVENT_SIZE",
     "AgentEvent",
     "AgentStreamDecoder",
@@ -43,6 +44,9 @@ __all__ = [
 #: AgentCore streams chunks of up to 10 MB; anything larger is refused
 #: rather than buffered without bound.
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
+#: The largest non-streamed answer held in memory: AgentCore's 100 MB
+#: payload limit.
+DEFAULT_MAX_BODY_SIZE = 100_000_000
 
 _LINE_END = r"\r\n|\r|\n"
 _BOM = "\ufeff"
@@ -266,18 +270,25 @@ class AgentStreamDecoder:
     turns true at the end marker (``event: done``) or the failure, after
     which input is ignored.
 
-    A ``text/event-stream`` answer is parsed as it arrives; any other answer
-    (``application/json``) is buffered and becomes one event at ``close``.
+    A ``text/event-stream`` answer is parsed as it arrives (events up to
+    ``max_event_size`` characters); any other answer (``application/json``)
+    is buffered, up to ``max_body_size`` bytes, and becomes one event at
+    ``close``. Either limit exceeded raises
+    :class:`~agentcore_bridge.exceptions.ProtocolError`.
     """
 
     def __init__(
-        self, content_type: str | None, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+        self,
+        content_type: str | None,
+        *,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
         self.streaming = media_type == "text/event-stream"
         self.error: AgentError | None = None
         self.finished = False
-        self._max = max_event_size
+        self._max_body = max_body_size
         self._parser = SSEParser(max_event_size=max_event_size)
         self._body: list[bytes] = []
         self._body_size = 0
@@ -289,8 +300,8 @@ class AgentStreamDecoder:
         if not self.streaming:
             self._body.append(chunk)
             self._body_size += len(chunk)
-            if self._body_size > self._max:
-                raise ProtocolError(f"agent answer larger than {self._max} bytes")
+            if self._body_size > self._max_body:
+                raise ProtocolError(f"agent answer larger than {self._max_body} bytes")
             return []
         return self._agent_events(self._parser.feed(chunk))
 

@@ -138,9 +138,14 @@ class AsyncAgentCoreClient:
             await session.close()
 
     async def reset(self) -> None:
-        """Drop every pooled connection; the next call opens new ones."""
+        """Drop pooled connections and cached credentials.
+
+        The next call opens new connections. Streams still open on the old
+        connections fail; call it between calls.
+        """
         if self._owns_session:
             await self.close()
+        self._credentials.invalidate()
 
     # Calls.
 
@@ -199,10 +204,11 @@ class AsyncAgentCoreClient:
         target = self._targets.target(runtime_arn, qualifier)
         request = stop_session_request(target, session_id, client_token=client_token)
         response = await self._send(request, target.region, self._deadline())
+        loop = asyncio.get_running_loop()
         try:
-            await response.content.read(MAX_ERROR_BODY)
+            await _read_small_body(response, loop, self._deadline(), self.timeouts)
         finally:
-            response.release()
+            _let_go(response)
 
     async def websocket_request(
         self,
@@ -270,7 +276,7 @@ class AsyncAgentCoreClient:
             credentials = await self._credentials.get_async()
             signed = sign_request(request, credentials, region)
             try:
-                return await self._attempt(signed, deadline)
+                response = await self._attempt(signed, deadline)
             except (AgentCoreError, TransportError) as exc:
                 if (
                     isinstance(exc, AgentCoreError)
@@ -296,6 +302,14 @@ class AsyncAgentCoreClient:
                 )
                 await asyncio.sleep(delay)
                 attempt += 1
+            else:
+                logger.debug(
+                    "%s answered %d after %d attempt(s)",
+                    operation_name(request),
+                    response.status,
+                    attempt,
+                )
+                return response
 
     async def _attempt(
         self, request: PreparedRequest, deadline: float | None
@@ -334,8 +348,6 @@ class AsyncAgentCoreClient:
                 )
         except _ConnectTimeout as exc:
             raise TimeoutError("connect", timeouts.connect, url=url) from exc
-        except TimeoutError:
-            raise
         except builtins.TimeoutError as exc:
             raise wait.error(loop, url, deadline) from exc
         except aiohttp.ClientResponseError as exc:
@@ -356,9 +368,11 @@ class AsyncAgentCoreClient:
         if 200 <= response.status < 300:
             return response
         try:
-            body = await _read_error_body(response, loop, deadline, timeouts)
+            body = await _read_small_body(response, loop, deadline, timeouts)
         finally:
-            response.close()
+            # A short error answer read to its end leaves the connection
+            # reusable, for the retry that often follows.
+            _let_go(response)
         raise error_from_response(response.status, _headers(response), body)
 
 
@@ -442,15 +456,8 @@ class AsyncInvocationStream:
         self._release()
 
     def _release(self) -> None:
-        response = self._response
-        if response is None:
-            return
-        # A body read to its end leaves the connection clean for the pool;
-        # unread bytes would be taken for the next answer.
-        if response.content.at_eof():
-            response.release()
-        else:
-            response.close()
+        if self._response is not None:
+            _let_go(self._response)
 
     async def _pull(self) -> None:
         response, decoder = self._response, self._decoder
@@ -462,9 +469,7 @@ class AsyncInvocationStream:
         try:
             async with _timeout_at(wait.when):
                 chunk = await response.content.readany()
-        except TimeoutError:
-            await self.aclose()
-            raise
+            events = decoder.feed(chunk) if chunk else decoder.close()
         except builtins.TimeoutError as exc:
             await self.aclose()
             raise wait.error(loop, url, self._deadline, started=True) from exc
@@ -478,7 +483,6 @@ class AsyncInvocationStream:
         except BaseException:
             await self.aclose()
             raise
-        events = decoder.feed(chunk) if chunk else decoder.close()
         self._pending.extend(events)
         if decoder.finished or not chunk:
             # Events before an end marker or a failure are delivered first;
@@ -591,7 +595,17 @@ def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
     return headers
 
 
-async def _read_error_body(
+def _let_go(response: aiohttp.ClientResponse) -> None:
+    # A body read to its end leaves the connection clean for the pool;
+    # unread bytes would be taken for the next answer, so the connection
+    # of a body left unfinished is closed.
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+async def _read_small_body(
     response: aiohttp.ClientResponse,
     loop: asyncio.AbstractEventLoop,
     deadline: float | None,
@@ -600,12 +614,17 @@ async def _read_error_body(
     # The status alone decides what happens next; a body that cannot be
     # read in full only costs the message.
     wait = _Wait.start(loop, timeouts.idle, "idle", deadline, timeouts)
+    body = b""
     try:
         async with _timeout_at(wait.when):
-            return await response.content.read(MAX_ERROR_BODY)
+            while len(body) < MAX_ERROR_BODY:
+                chunk = await response.content.readany()
+                if not chunk:
+                    break
+                body += chunk
     except (builtins.TimeoutError, aiohttp.ClientError, OSError):
         logger.debug("could not read the error body from %s", response.url.path)
-        return b""
+    return body[:MAX_ERROR_BODY]
 
 
 def _describe(exc: BaseException | None) -> str:

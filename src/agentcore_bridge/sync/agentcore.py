@@ -130,8 +130,14 @@ class AgentCoreClient:
             self._transport.close()
 
     def reset(self) -> None:
-        """Drop pooled connections; call after a Lambda SnapStart restore."""
+        """Drop pooled connections and cached credentials.
+
+        Call it after a Lambda SnapStart restore: connections and temporary
+        credentials made before the snapshot must not be reused by every
+        environment restored from it.
+        """
         self._transport.reset()
+        self._credentials.invalidate()
 
     # Calls.
 
@@ -257,7 +263,7 @@ class AgentCoreClient:
         while True:
             signed = sign_request(request, self._credentials.get(), region)
             try:
-                return self._attempt(signed, deadline)
+                response = self._attempt(signed, deadline)
             except (AgentCoreError, TransportError) as exc:
                 if (
                     isinstance(exc, AgentCoreError)
@@ -284,6 +290,14 @@ class AgentCoreClient:
                 )
                 time.sleep(delay)
                 attempt += 1
+            else:
+                logger.debug(
+                    "%s answered %d after %d attempt(s)",
+                    operation_name(request),
+                    response.status,
+                    attempt,
+                )
+                return response
 
     def _attempt(self, request: PreparedRequest, deadline: float | None) -> Response:
         response = self._transport.request(
@@ -362,10 +376,10 @@ class InvocationStream:
     def _pull(self) -> None:
         try:
             chunk = self._response.read1()
+            events = self._decoder.feed(chunk) if chunk else self._decoder.close()
         except BaseException:
             self.close()
             raise
-        events = self._decoder.feed(chunk) if chunk else self._decoder.close()
         self._pending.extend(events)
         if self._decoder.finished or not chunk:
             self._end()

@@ -413,7 +413,10 @@ class Response:
             self._abandon()
             raise
         try:
-            self._sock.settimeout(wait.seconds)
+            # Setting a timeout costs a system call; a stream read in many
+            # small pieces mostly waits with the same one.
+            if wait.seconds != self._sock.gettimeout():
+                self._sock.settimeout(wait.seconds)
             data = self._answer.read1(size)
         except _SocketTimeout as exc:
             self._abandon()
