@@ -174,6 +174,16 @@ def test_handler_exception_is_reported_and_the_environment_stays_warm() -> None:
     assert stats["cold_starts"] == 1
 
 
+def test_results_json_cannot_carry_or_above_6_mb_fail_the_invocation() -> None:
+    with local_apigw("counter:handler") as gateway:
+        _, too_big = invoke(gateway, {"big": 6 * 1024 * 1024})
+        _, unserializable = invoke(gateway, {"unserializable": True})
+        _, after = invoke(gateway, {})
+    assert too_big["errorType"] == "Function.ResponseSizeTooLarge"
+    assert unserializable["errorType"] == "Runtime.MarshalError"
+    assert after["count"] == 3
+
+
 def test_crashed_environment_is_replaced_by_a_cold_one() -> None:
     with local_apigw("counter:handler") as gateway:
         _, first = invoke(gateway, {})
@@ -186,6 +196,18 @@ def test_crashed_environment_is_replaced_by_a_cold_one() -> None:
     assert after["pid"] != first["pid"]
     assert not alive(first["pid"])
     assert stats["cold_starts"] == 2
+
+
+def test_environment_killed_while_idle_is_not_used_again() -> None:
+    import signal
+
+    with local_apigw("counter:handler") as gateway:
+        _, first = invoke(gateway, {})
+        os.kill(first["pid"], signal.SIGKILL)
+        wait_until(lambda: not alive(first["pid"]))
+        answer, after = invoke(gateway, {})
+    assert "FunctionError" not in answer
+    assert after["count"] == 1
 
 
 def test_function_timeout_ends_the_invocation_and_the_environment() -> None:

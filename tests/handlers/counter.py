@@ -4,7 +4,8 @@ Returns ``{"count": <invocations in this environment>, "pid": ...}`` plus
 what the runtime told it. An event (or message body) may ask it to
 ``sleep`` some seconds first, to wait ``until_started`` that many
 invocations have started (so that invocations overlap whatever the
-machine's speed), to ``print`` a line, to ``raise``, or to ``exit`` the process.
+machine's speed), to ``print`` a line, to ``raise``, to ``exit`` the
+process, or to return a ``big`` string or an ``unserializable`` value.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def handler(event, context):
         os._exit(3)
     if request.get("print"):
         print(request["print"])
+    if request.get("big"):
+        return "x" * int(request["big"])
+    if request.get("unserializable"):
+        return {"a set": {1, 2}}
     reply = {
         "count": INVOCATIONS[0],
         "route": event.get("requestContext", {}).get("routeKey"),

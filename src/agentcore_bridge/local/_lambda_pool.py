@@ -46,15 +46,17 @@ _LINE_LIMIT = 8 * 1024 * 1024
 class PoolSettings:
     """What the pool needs to start and run environments.
 
-    ``environment`` is the complete set of environment variables of a
-    worker, apart from the per-environment ``AWS_LAMBDA_LOG_STREAM_NAME``.
+    ``environment`` returns the complete set of environment variables of a
+    new worker, apart from the per-environment ``AWS_LAMBDA_LOG_STREAM_NAME``;
+    it is called at each start, since the emulator's address may be known
+    only once its server listens.
     ``log_stream`` receives the workers' output, prefixed with their ids
     (``None``: the emulator's stderr at the time of writing).
     """
 
     python: str
     code_dir: str
-    environment: Mapping[str, str]
+    environment: Callable[[], Mapping[str, str]]
     function_timeout: float
     init_timeout: float
     max_concurrency: int
@@ -109,7 +111,10 @@ class _Environment:
 
     @property
     def alive(self) -> bool:
-        return self.state in {"starting", "idle", "busy"}
+        # A worker can also die while idle (killed from outside): the
+        # process's return code tells.
+        exited = self._process is not None and self._process.returncode is not None
+        return self.state in {"starting", "idle", "busy"} and not exited
 
     async def start(self) -> dict[str, Any] | None:
         """Start the worker and wait for its INIT phase.
@@ -117,7 +122,7 @@ class _Environment:
         Returns ``None`` when the handler is imported and ready, else the
         error document of a failed INIT (the environment is then stopped).
         """
-        environment = dict(self.settings.environment)
+        environment = dict(self.settings.environment())
         environment["AWS_LAMBDA_LOG_STREAM_NAME"] = self.log_stream_name
         spawned = time.perf_counter()
         try:

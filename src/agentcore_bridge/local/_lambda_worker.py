@@ -49,6 +49,9 @@ from typing import IO, Any
 
 Handler = Callable[[Any, "LambdaContext"], Any]
 
+#: Lambda's limit on a synchronous invocation's response, in bytes.
+RESPONSE_LIMIT = 6 * 1024 * 1024
+
 
 class LambdaContext:
     """The context object handed to a handler, with the Lambda runtime's fields.
@@ -108,8 +111,8 @@ def main() -> int:
     _send(channel_out, {"type": "ready", "init_ms": round(init_ms, 3)})
 
     for line in channel_in:
-        request = json.loads(line)
-        _send(channel_out, _invoke(handler, request))
+        channel_out.write(_invoke(handler, json.loads(line)))
+        channel_out.flush()
     return 0
 
 
@@ -173,7 +176,8 @@ def _load_handler(spec: str) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-def _invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
+def _invoke(handler: Handler, request: dict[str, Any]) -> bytes:
+    # Returns the whole line for the emulator, the result serialised once.
     request_id = request["id"]
     context = LambdaContext(
         request_id, request["deadline_ms"], request["invoked_function_arn"]
@@ -181,28 +185,45 @@ def _invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
     try:
         result = handler(request["event"], context)
     except Exception as exc:  # noqa: BLE001 - any handler error is a result
-        return {
-            "type": "error",
-            "id": request_id,
-            "error": _error_body(exc, request_id),
-        }
+        return _error_line(request_id, _error_body(exc, request_id))
 
-    # The runtime serialises the result itself; a value JSON cannot carry
-    # fails the invocation the way Lambda's Runtime.MarshalError does.
+    # The runtime serialises the result itself: a value JSON cannot carry,
+    # or a response above Lambda's 6 MB, fails the invocation.
     try:
-        json.dumps(result)
+        payload = json.dumps(result, separators=(",", ":")).encode()
     except (TypeError, ValueError) as exc:
-        return {
-            "type": "error",
-            "id": request_id,
-            "error": {
-                "errorMessage": f"Unable to marshal response: {exc}",
-                "errorType": "Runtime.MarshalError",
-                "requestId": request_id,
-                "stackTrace": [],
-            },
-        }
-    return {"type": "result", "id": request_id, "result": result}
+        return _error_line(
+            request_id,
+            _runtime_error(
+                "Runtime.MarshalError", f"Unable to marshal response: {exc}", request_id
+            ),
+        )
+    if len(payload) > RESPONSE_LIMIT:
+        return _error_line(
+            request_id,
+            _runtime_error(
+                "Function.ResponseSizeTooLarge",
+                f"Response payload size ({len(payload)} bytes) exceeded maximum "
+                f"allowed payload size ({RESPONSE_LIMIT} bytes).",
+                request_id,
+            ),
+        )
+    head = json.dumps({"type": "result", "id": request_id})[:-1]
+    return head.encode() + b', "result": ' + payload + b"}\n"
+
+
+def _error_line(request_id: str, error: dict[str, Any]) -> bytes:
+    line = json.dumps({"type": "error", "id": request_id, "error": error})
+    return line.encode() + b"\n"
+
+
+def _runtime_error(error_type: str, message: str, request_id: str) -> dict[str, Any]:
+    return {
+        "errorMessage": message,
+        "errorType": error_type,
+        "requestId": request_id,
+        "stackTrace": [],
+    }
 
 
 def _error_body(exc: BaseException, request_id: str) -> dict[str, Any]:

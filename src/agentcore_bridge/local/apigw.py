@@ -290,7 +290,7 @@ class LocalApiGateway:
             PoolSettings(
                 python=config.python,
                 code_dir=os.path.abspath(config.code_dir),
-                environment=_LazyEnvironment(self),
+                environment=self.worker_environment,
                 function_timeout=config.function_timeout,
                 init_timeout=config.init_timeout,
                 max_concurrency=config.max_concurrency,
@@ -978,26 +978,6 @@ class LocalApiGateway:
 
 
 GATEWAY_KEY = web.AppKey("agentcore_bridge.local.apigw", LocalApiGateway)
-
-
-class _LazyEnvironment(Mapping[str, str]):
-    # The worker environment depends on the emulator's address, which is
-    # known only once the server listens: compute it at each start.
-
-    def __init__(self, gateway: LocalApiGateway) -> None:
-        self._gateway = gateway
-
-    def _current(self) -> dict[str, str]:
-        return self._gateway.worker_environment()
-
-    def __getitem__(self, key: str) -> str:
-        return self._current()[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._current())
-
-    def __len__(self) -> int:
-        return len(self._current())
 
 
 def create_apigw_app(config: ApiGatewayConfig) -> web.Application:
