@@ -10,8 +10,10 @@ from agentcore_bridge.client import FrameDecoder, iter_frames
 from agentcore_bridge.exceptions import ProtocolError
 from agentcore_bridge.protocol import (
     Reassembler,
+    encode_batch,
     encode_chunk,
     encode_end,
+    encode_pong,
     encode_session,
     split_frame,
 )
@@ -19,12 +21,12 @@ from agentcore_bridge.protocol import (
 
 def test_whole_frames_are_decoded_as_they_come() -> None:
     decoder = FrameDecoder()
-    assert decoder.feed(encode_end("a", 2), 0.0) == {"type": "end", "id": "a", "seq": 2}
-    assert decoder.feed(encode_session("t", 5).encode(), 0.0) == {
-        "type": "session",
-        "session": "t",
-        "expires": 5,
-    }
+    assert decoder.feed(encode_end("a", 2), 0.0) == [
+        {"type": "end", "id": "a", "seq": 2}
+    ]
+    assert decoder.feed(encode_session("t", 5).encode(), 0.0) == [
+        {"type": "session", "session": "t", "expires": 5}
+    ]
 
 
 def test_split_frames_come_out_whole_between_others() -> None:
@@ -49,12 +51,49 @@ def test_split_frames_come_out_whole_between_others() -> None:
     ]
 
 
-def test_part_that_does_not_complete_gives_none() -> None:
+def test_part_that_does_not_complete_gives_no_frame() -> None:
     parts = split_frame(encode_chunk("a", 0, "x" * 1000), 300)
     decoder = FrameDecoder()
-    assert [decoder.feed(part, 0.0) is None for part in parts] == [True] * (
-        len(parts) - 1
-    ) + [False]
+    counts = [len(decoder.feed(part, 0.0)) for part in parts]
+    assert counts == [0] * (len(parts) - 1) + [1]
+
+
+def test_a_batch_gives_its_frames_in_order() -> None:
+    frames = [encode_session("t", 5), encode_chunk("a", 0, "x"), encode_end("a", 1)]
+    decoded = FrameDecoder().feed(encode_batch(frames), 0.0)
+    assert decoded == [json.loads(frame) for frame in frames]
+
+
+def test_a_split_batch_is_joined_then_unpacked() -> None:
+    """A batch that arrives in parts is a batch all the same."""
+    frames = [encode_chunk("a", n, "y" * 200) for n in range(5)]
+    parts = split_frame(encode_batch(frames), 300)
+    assert len(parts) > 1
+    assert list(iter_frames(parts)) == [json.loads(frame) for frame in frames]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        '{"type":"batch"}',
+        '{"type":"batch","frames":[]}',
+        '{"type":"batch","frames":{}}',
+        '{"type":"batch","frames":[1]}',
+        '{"type":"batch","frames":[{"no":"type"}]}',
+        '{"type":"batch","frames":[{"type":"batch","frames":[]}]}',
+        '{"type":"batch","frames":[{"type":"part","of":"m","n":0,"total":2}]}',
+    ],
+)
+def test_malformed_batches_are_refused_whole(message: str) -> None:
+    with pytest.raises(ProtocolError, match="batch"):
+        FrameDecoder().feed(message, 0.0)
+
+
+def test_decoder_reads_on_after_a_bad_batch() -> None:
+    decoder = FrameDecoder()
+    with pytest.raises(ProtocolError):
+        decoder.feed('{"type":"batch","frames":[{"type":"pong"},7]}', 0.0)
+    assert decoder.feed(encode_pong("p"), 0.0) == [{"type": "pong", "id": "p"}]
 
 
 @pytest.mark.parametrize("message", ["not json", "[1]", '{"no":"type"}', '{"type":3}'])
@@ -67,7 +106,9 @@ def test_decoder_reads_on_after_a_bad_part() -> None:
     decoder = FrameDecoder()
     with pytest.raises(ProtocolError):
         decoder.feed('{"type":"part","of":"m","n":1,"total":2,"text":"x"}', 0.0)
-    assert decoder.feed(encode_end("a", 0), 0.0) == {"type": "end", "id": "a", "seq": 0}
+    assert decoder.feed(encode_end("a", 0), 0.0) == [
+        {"type": "end", "id": "a", "seq": 0}
+    ]
 
 
 def test_a_part_wrapped_in_parts_is_refused() -> None:

@@ -17,6 +17,7 @@ import pytest
 LIGHT_MODULES = [
     "agentcore_bridge",
     "agentcore_bridge.sigv4",
+    "agentcore_bridge.awslambda",
 ]
 
 #: Packages whose import costs tens of milliseconds and megabytes, or which

@@ -113,6 +113,12 @@ def _words(name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _key(name: str, raw: str) -> str:
+    if not raw.replace("_", "").isalnum() or not raw.isascii():
+        raise ValidationError(name, "must be letters, digits and underscores")
+    return raw
+
+
 def _log_format(name: str, raw: str) -> str:
     if raw not in {"json", "text"}:
         raise ValidationError(name, "must be json or text")
@@ -187,7 +193,8 @@ class Settings:
         None,
         _secret,
         "Secret (32+ characters) that signs session resume tokens and derives "
-        "session ids. Unset: a random per-process secret; see docs/security.md.",
+        "session ids. Unset: session ids are derived without a secret and "
+        "resume tokens are disabled (see docs/lambda.md).",
     )
     session_ttl: float = _setting(
         "BRIDGE_SESSION_TTL",
@@ -221,6 +228,43 @@ class Settings:
         _seconds,
         "Longest an invocation may run, in seconds, before it ends with a "
         "timeout error.",
+    )
+    lambda_endpoint_url: str | None = _setting(
+        "BRIDGE_LAMBDA_ENDPOINT_URL",
+        None,
+        _url,
+        "Override of the Lambda API endpoint used for warmer fan-out and "
+        "session warm-up (local emulator); unset means "
+        "https://lambda.{region}.amazonaws.com.",
+    )
+    connection_check_interval: float = _setting(
+        "BRIDGE_CONNECTION_CHECK_INTERVAL",
+        10.0,
+        _seconds,
+        "While an invocation posts nothing for this many seconds, the Lambda "
+        "handler asks @connections whether the client is still there, so a "
+        "silent agent is stopped when it is gone; 0 never asks.",
+    )
+    warmer_key: str = _setting(
+        "BRIDGE_WARMER_KEY",
+        "agentcore_bridge_warmer",
+        _key,
+        "Key that marks a warmer ping in a scheduled event's input, for "
+        'example {"agentcore_bridge_warmer": {"concurrency": 3}}.',
+    )
+    warmer_hold: float = _setting(
+        "BRIDGE_WARMER_HOLD",
+        0.25,
+        _seconds,
+        "Seconds each environment reached by a warmer ping stays busy, so the "
+        "concurrent pings overlap and land in separate environments.",
+    )
+    warmer_max_concurrency: int = _setting(
+        "BRIDGE_WARMER_MAX_CONCURRENCY",
+        50,
+        _positive_int,
+        "Most environments one warmer ping may keep warm; larger requests "
+        "are cut down to it.",
     )
     log_format: str = _setting(
         "BRIDGE_LOG_FORMAT",

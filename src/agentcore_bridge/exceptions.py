@@ -25,6 +25,8 @@ retry or report::
     │       └── ThrottledError    429 LimitExceededException
     ├── AgentError                the agent reported a failure inside a
     │                             successful (200) stream
+    ├── AuthorizationError        an authorization hook refuses a client
+    │                             connection (401 or 403)
     └── ProtocolError             a peer sent bytes that break a protocol
         └── FrameError            a client frame breaks protocol v1;
             │                     carries the protocol error code
@@ -46,6 +48,7 @@ from collections.abc import Sequence
 __all__ = [
     "AgentCoreError",
     "AgentError",
+    "AuthorizationError",
     "BridgeError",
     "ConfigurationError",
     "ConnectionsError",
@@ -225,6 +228,22 @@ class AgentError(BridgeError):
         self.error_type = error_type
         self.message = message
         super().__init__(f"agent failed: {error_type}: {message}")
+
+
+class AuthorizationError(BridgeError):
+    """Raised by an authorization hook to refuse a client connection.
+
+    ``status`` is the HTTP status of the refusal: 401 when the client did
+    not prove who it is, 403 when it did but may not connect. ``reason`` is
+    for the bridge's logs only; the client sees the status alone.
+    """
+
+    def __init__(self, status: int = 401, reason: str = "not authorized") -> None:
+        if status not in {401, 403}:
+            raise ValueError("status must be 401 or 403")
+        self.status = status
+        self.reason = reason
+        super().__init__(f"connection refused ({status}): {reason}")
 
 
 class ProtocolError(BridgeError):

@@ -12,6 +12,9 @@ Client to bridge, parsed by :func:`parse_client_frame`:
 
 Bridge to client, built by :func:`encode_chunk`, :func:`encode_end`,
 :func:`encode_error`, :func:`encode_session` and :func:`encode_pong`.
+:func:`encode_batch` packs several of those into one message, so that a
+transport that pays per message (API Gateway) sends a burst of small
+chunks as one.
 
 A frame whose UTF-8 size exceeds the transport's message limit (128 KB on
 API Gateway) goes through :func:`split_frame`, which cuts its text into
@@ -36,7 +39,7 @@ import math
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Final, TypeGuard
@@ -47,6 +50,7 @@ __all__ = [
     "AGENT_ERROR",
     "AGENT_UNAVAILABLE",
     "BAD_REQUEST",
+    "BATCH_OVERHEAD",
     "CANCELLED",
     "DEFAULT_MAX_FRAME_BYTES",
     "DEFAULT_SPLIT_LIMIT",
@@ -68,6 +72,8 @@ __all__ = [
     "Invoke",
     "Ping",
     "Reassembler",
+    "batch_size",
+    "encode_batch",
     "encode_cancel",
     "encode_chunk",
     "encode_end",
@@ -224,11 +230,15 @@ class Cancel:
     The bridge answers with that invocation's ``end`` or ``error``; a cancel
     for an id that is not running (finished, never started) is ignored, since
     the client may send it while the last frames are already on their way.
+    ``session`` is the resume token the client sent with that invocation, or
+    ``None``: a bridge that keeps no state between frames (Lambda) finds the
+    invocation's agent session through it. It is not in the repr.
     """
 
     type: ClassVar[str] = "cancel"
 
     id: str
+    session: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +311,8 @@ def parse_client_frame(
     if kind == "invoke":
         return _parse_invoke(obj, readable_id)
     if kind == "cancel":
-        return Cancel(_required_id(obj, "cancel", readable_id))
+        id_ = _required_id(obj, "cancel", readable_id)
+        return Cancel(id_, _optional_session(obj, "cancel", id_))
     if kind == "ping":
         if raw_id is not None and readable_id is None:
             raise FrameError(BAD_REQUEST, f"ping: id {_ID_RULE}")
@@ -310,11 +321,11 @@ def parse_client_frame(
         raise FrameError(
             BAD_REQUEST, "frame has no type (invoke, cancel or ping)", id=readable_id
         )
-    if kind == "part":
+    if kind in {"part", "batch"}:
         raise FrameError(
             BAD_REQUEST,
-            "part frames only go from the bridge to clients; client frames "
-            "cannot be split",
+            f"{kind} frames only go from the bridge to clients; client frames "
+            "cannot be split or batched",
             id=readable_id,
         )
     shown = (
@@ -331,17 +342,21 @@ def _parse_invoke(obj: dict[str, object], readable_id: str | None) -> Invoke:
     id_ = _required_id(obj, "invoke", readable_id)
     if "payload" not in obj:
         raise FrameError(BAD_REQUEST, "invoke: payload is missing", id=id_)
+    return Invoke(id_, obj["payload"], _optional_session(obj, "invoke", id_))
+
+
+def _optional_session(obj: dict[str, object], kind: str, id_: str) -> str | None:
     session = obj.get("session")
     if session is not None and not (
         isinstance(session, str) and 0 < len(session) <= MAX_SESSION_CHARS
     ):
         raise FrameError(
             BAD_REQUEST,
-            f"invoke: session must be a token string of 1 to {MAX_SESSION_CHARS} "
+            f"{kind}: session must be a token string of 1 to {MAX_SESSION_CHARS} "
             "characters",
             id=id_,
         )
-    return Invoke(id_, obj["payload"], session)
+    return session
 
 
 def _required_id(obj: dict[str, object], kind: str, readable_id: str | None) -> str:
@@ -416,9 +431,12 @@ def encode_invoke(id: str, payload: object, session: str | None = None) -> str:
     return _dumps(frame, "payload")
 
 
-def encode_cancel(id: str) -> str:
-    """A ``cancel`` frame (client side)."""
-    return _dumps({"type": "cancel", "id": _check_id(id)}, "id")
+def encode_cancel(id: str, session: str | None = None) -> str:
+    """A ``cancel`` frame (client side); send the invocation's token along."""
+    frame: dict[str, object] = {"type": "cancel", "id": _check_id(id)}
+    if session is not None:
+        frame["session"] = session
+    return _dumps(frame, "session")
 
 
 def encode_ping(id: str | None = None) -> str:
@@ -499,6 +517,43 @@ def encode_session(session: str, expires: float) -> str:
 def encode_pong(id: str | None = None) -> str:
     """A ``pong`` frame answering a ``ping`` with the same ``id`` (or null)."""
     return _dumps({"type": "pong", "id": None if id is None else _check_id(id)}, "id")
+
+
+# Batches. Several frames as one message, in order:
+#
+#   {"type":"batch","frames":[<frame>,<frame>,...]}
+#
+# The frames are the encoders' own text, joined as they are: no frame is
+# decoded or encoded again, so a batch costs one string join.
+
+_BATCH_HEAD = '{"type":"batch","frames":['
+_BATCH_TAIL = "]}"
+#: The bytes a batch adds to its frames, besides one comma between each two:
+#: a batch of frames of sizes s1 .. sn takes ``BATCH_OVERHEAD + sum + n - 1``.
+BATCH_OVERHEAD: Final = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+_UNBATCHABLE = ('{"type":"batch"', '{"type":"part"')
+
+
+def batch_size(frames_bytes: int, count: int) -> int:
+    """The UTF-8 size of a batch of ``count`` frames totalling ``frames_bytes``."""
+    return BATCH_OVERHEAD + frames_bytes + max(count - 1, 0)
+
+
+def encode_batch(frames: Sequence[str]) -> str:
+    """One ``batch`` message carrying ``frames`` (encoded frames) in order.
+
+    Clients process the inner frames in order, as if each had arrived alone.
+    The caller keeps the result under the transport's message limit (see
+    :func:`batch_size`); a batch is never split. Raises
+    :class:`ValidationError` for an empty list, or a frame that is itself a
+    ``batch`` or a ``part``, which a batch may not carry.
+    """
+    if not frames:
+        raise ValidationError("frames", "must hold at least one frame")
+    for frame in frames:
+        if frame.startswith(_UNBATCHABLE):
+            raise ValidationError("frames", "must not hold batch or part frames")
+    return _BATCH_HEAD + ",".join(frames) + _BATCH_TAIL
 
 
 def is_retryable(code: str) -> bool:

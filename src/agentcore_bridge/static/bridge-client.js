@@ -14,7 +14,8 @@
  *   call.cancel();            // asks the bridge to stop it
  *
  * The client reconnects with exponential backoff, joins split ("part")
- * frames, delivers each invocation's chunks in "seq" order, and keeps the
+ * frames, unpacks "batch" frames, delivers each invocation's chunks in
+ * "seq" order, and keeps the
  * bridge's session token (in localStorage when it can) to send it with
  * every invoke, so an agent session survives a reconnect or a page reload.
  * The wire format is described in docs/protocol.md.
@@ -185,10 +186,28 @@
     return frame;
   }
 
+  function unbatch(batch) {
+    const inner = batch.frames;
+    if (!Array.isArray(inner) || inner.length === 0) {
+      throw new ProtocolError("batch: frames must be a non-empty list");
+    }
+    for (const frame of inner) {
+      if (frame === null || typeof frame !== "object" || Array.isArray(frame) ||
+          typeof frame.type !== "string") {
+        throw new ProtocolError("batch: every frame must be a JSON object with a type");
+      }
+      if (frame.type === "batch" || frame.type === "part") {
+        throw new ProtocolError("batch: a batch cannot carry batch or part frames");
+      }
+    }
+    return inner;
+  }
+
   /*
-   * Turns the bridge's text messages into frame objects, joining split
-   * ones: feed() returns the frame, or null for a part that does not
-   * complete its message. Throws ProtocolError for a bad message.
+   * Turns the bridge's text messages into frame objects: feed() returns
+   * the frames a message carries, in order (none for a part that does not
+   * complete its message, the inner frames of a batch, else one). Throws
+   * ProtocolError for a bad message, and then returns nothing of it.
    */
   class FrameDecoder {
     constructor(reassembler) {
@@ -198,15 +217,17 @@
     }
 
     feed(message, now) {
-      const frame = loadFrame(message);
-      if (frame.type !== "part") return frame;
-      const text = this.reassembler.feed(frame, now);
-      if (text === null) return null;
-      const joined = loadFrame(text);
-      if (joined.type === "part") {
-        throw new ProtocolError("a reassembled frame is itself a part");
+      let frame = loadFrame(message);
+      if (frame.type === "part") {
+        const text = this.reassembler.feed(frame, now);
+        if (text === null) return [];
+        frame = loadFrame(text);
+        if (frame.type === "part") {
+          throw new ProtocolError("a reassembled frame is itself a part");
+        }
       }
-      return joined;
+      if (frame.type === "batch") return unbatch(frame);
+      return [frame];
     }
   }
 
@@ -379,7 +400,11 @@
         this._finish(inv, new BridgeError("cancelled", "cancelled before it was sent", false, id));
         return;
       }
-      this._send({ type: "cancel", id });
+      // The token tells a bridge without state (Lambda) which agent
+      // session to stop.
+      const frame = { type: "cancel", id };
+      if (inv.sentSession !== null) frame.session = inv.sentSession;
+      this._send(frame);
     }
 
     /** Sends a ping; resolves on the matching pong. */
@@ -489,15 +514,18 @@
     // Receiving.
 
     _receive(data) {
-      let frame;
+      let frames;
       try {
         if (typeof data !== "string") throw new ProtocolError("bridge sent a binary message");
-        frame = this._decoder.feed(data, Date.now());
+        frames = this._decoder.feed(data, Date.now());
       } catch (error) {
         this._safe("onError", error);
         return;
       }
-      if (frame === null) return;
+      for (const frame of frames) this._dispatch(frame);
+    }
+
+    _dispatch(frame) {
       this._attempt = 0;
       switch (frame.type) {
         case "chunk": this._onChunk(frame); break;

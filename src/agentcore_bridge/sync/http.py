@@ -20,11 +20,14 @@ What it adds to ``http.client``:
   :class:`~agentcore_bridge.exceptions.TransportError`, with
   ``response_started`` telling whether any byte of the answer had arrived;
 - :meth:`HTTPTransport.reset` to drop every pooled connection, for Lambda
-  SnapStart (a restored snapshot must not reuse sockets made before it).
+  SnapStart (a restored snapshot must not reuse sockets made before it);
+- :meth:`HTTPTransport.abort` to stop, from another thread, every request
+  in flight (a thread blocked waiting for an answer or a body wakes up).
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import select
@@ -93,6 +96,8 @@ class HTTPTransport:
         self._tls_context = tls_context
         self._max_idle = max_idle
         self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
+        # Sockets of requests in flight, for abort().
+        self._busy: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -164,6 +169,22 @@ class HTTPTransport:
         self._closed = True
         self.reset()
 
+    def abort(self) -> None:
+        """Close the transport and cut every request in flight; thread-safe.
+
+        Meant to be called from another thread than the one sending or
+        reading: its socket is shut down, so a wait for an answer or a body
+        ends at once with :class:`TransportError` instead of running to its
+        timeout. Requests made afterwards fail the same way; make a new
+        transport to send again.
+        """
+        self._closed = True
+        with self._lock:
+            busy = list(self._busy)
+        for sock in busy:
+            _shut_down(sock)
+        self.reset()
+
     def reset(self) -> None:
         """Close every idle connection; later requests open new ones.
 
@@ -223,6 +244,9 @@ class HTTPTransport:
                 f"could not connect to {host}:{port}: {_describe(exc)}",
                 url=exchange.url,
             ) from exc
+        if self._closed:
+            connection.close()
+            raise _aborted(exchange.url)
         logger.debug("connected to %s:%s", host, port)
         return connection
 
@@ -243,7 +267,32 @@ class HTTPTransport:
         except TimeoutError:
             connection.close()
             raise
+        with self._lock:
+            self._busy.add(sock)
+        if self._closed:
+            # abort() ran before the socket was registered.
+            _shut_down(sock)
+        try:
+            return self._exchange(exchange, key, connection, sock, wait, reused)
+        except BaseException as exc:
+            self._release(sock)
+            if self._closed and isinstance(exc, TransportError | _StaleConnectionError):
+                raise _aborted(exchange.url) from exc
+            raise
 
+    def _release(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._busy.discard(sock)
+
+    def _exchange(
+        self,
+        exchange: _Exchange,
+        key: _Key,
+        connection: http.client.HTTPConnection,
+        sock: socket.socket,
+        wait: _Wait,
+        reused: bool,
+    ) -> Response:
         # Sending. A pooled connection that fails here was closed by the
         # server while idle; the request never arrived whole, so it is
         # sent again on a new connection.
@@ -470,6 +519,7 @@ class Response:
         self._done = True
         self._complete = True
         connection, self._connection = self._connection, None
+        self._transport._release(self._sock)
         self._answer.close()
         if connection is None:
             return
@@ -483,6 +533,7 @@ class Response:
         # cannot be reused, whatever state the stream was in.
         self._done = True
         connection, self._connection = self._connection, None
+        self._transport._release(self._sock)
         self._answer.close()
         if connection is not None:
             connection.close()
@@ -502,6 +553,19 @@ def _write_request(connection: http.client.HTTPConnection, exchange: _Exchange) 
         connection.putheader("Content-Length", str(len(exchange.body)))
     # One write for head and body avoids a Nagle/delayed-ACK stall.
     connection.endheaders(exchange.body or None)
+
+
+def _aborted(url: str) -> TransportError:
+    return TransportError("the request was aborted", url=url)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    # shutdown(), unlike close(), wakes a thread blocked reading the socket.
+    # The plain socket method is used even on a TLS socket: the TLS layer
+    # is left alone while another thread may be inside it.
+    # Already closed or never connected: nothing to wake.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _is_usable(connection: http.client.HTTPConnection) -> bool:

@@ -1,0 +1,77 @@
+"""AWS Lambda adapter for API Gateway WebSocket APIs.
+
+Point the function at :func:`handler` (``agentcore_bridge.awslambda.handler``)
+and configure it with environment variables (``AGENTCORE_RUNTIME_ARN`` and
+the ``BRIDGE_*`` settings, docs/configuration.md); or build a
+:class:`LambdaBridge` in code and export it as the handler::
+
+    from agentcore_bridge.awslambda import LambdaBridge
+    from agentcore_bridge.config import Settings
+
+    handler = LambdaBridge(Settings.from_env(), authorize=check_api_key)
+
+Importing this package loads neither aiohttp nor botocore, only the
+standard library and the bridge's own modules: the cold start stays small.
+
+With Lambda SnapStart, the runtime module ``snapshot_restore_py`` is
+present and hooks are registered when this package is imported: before the
+snapshot the ready-made handler is built and TLS is set up; after each
+restore pooled connections are dropped, credentials reloaded and
+``random`` reseeded (see :meth:`LambdaBridge.after_restore`). Without the
+module nothing is registered and everything works the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from .bridge import Authorize, LambdaBridge, LambdaContext
+
+__all__ = ["Authorize", "LambdaBridge", "LambdaContext", "handler"]
+
+_default: LambdaBridge | None = None
+_default_lock = threading.Lock()
+
+
+def default_bridge() -> LambdaBridge:
+    """The bridge behind :func:`handler`, built from the environment on first use.
+
+    Raises :class:`~agentcore_bridge.exceptions.ValidationError` naming the
+    variable when the configuration is wrong.
+    """
+    global _default  # noqa: PLW0603 - one bridge per execution environment
+    with _default_lock:
+        if _default is None:
+            _default = LambdaBridge.from_env()
+        return _default
+
+
+def handler(event: Mapping[str, Any], context: LambdaContext) -> Any:
+    """The ready-made Lambda handler, configured by environment variables."""
+    return default_bridge()(event, context)
+
+
+def _before_snapshot() -> None:
+    default_bridge().before_snapshot()
+
+
+def _after_restore() -> None:
+    default_bridge().after_restore()
+
+
+def _register_snapstart_hooks() -> bool:
+    # Hooks must be registered while the handler's modules are imported;
+    # the module exists only in Lambda's Python runtime.
+    try:
+        import snapshot_restore_py  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        return False
+    snapshot_restore_py.register_before_snapshot(_before_snapshot)
+    snapshot_restore_py.register_after_restore(_after_restore)
+    return True
+
+
+#: Whether SnapStart hooks were registered at import.
+SNAPSTART_HOOKS = _register_snapstart_hooks()
