@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .agentcore import parse_runtime_arn, validate_qualifier
@@ -22,8 +21,14 @@ from .exceptions import ValidationError
 __all__ = ["Settings"]
 
 
+# (variable, parser, description) of each setting, in the order of the
+# fields of Settings: _setting() appends while the class body runs.
+_SPECS: list[tuple[str, Callable[[str, str], Any], str]] = []
+
+
 def _setting(env: str, default: Any, parse: Callable[[str, str], Any], doc: str) -> Any:
-    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+    _SPECS.append((env, parse, doc))
+    return default
 
 
 # Parsers take (variable name, raw text) and return the typed value.
@@ -125,8 +130,10 @@ def _log_format(name: str, raw: str) -> str:
     return raw
 
 
-@dataclass(frozen=True)
-class Settings:
+# A NamedTuple rather than a dataclass: importing dataclasses (and the
+# inspect module it loads) would cost the Lambda adapter's cold start
+# several milliseconds.
+class Settings(NamedTuple):
     """Every setting of the bridge; build it with :meth:`from_env` or directly."""
 
     runtime_arn: str | None = _setting(
@@ -282,18 +289,18 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for item in fields(cls):
-            name = item.metadata["env"]
+        for field_name, (variable, parse, _) in zip(cls._fields, _SPECS, strict=True):
+            name = variable
             raw = env.get(name, "")
             if name == "AWS_REGION" and not raw:
                 name, raw = "AWS_DEFAULT_REGION", env.get("AWS_DEFAULT_REGION", "")
             if raw != "":
-                values[item.name] = item.metadata["parse"](name, raw)
+                values[field_name] = parse(name, raw)
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def require_runtime_arn(self) -> str:
         """The runtime ARN, or a ValidationError saying it must be set."""
@@ -304,4 +311,4 @@ class Settings:
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Each environment variable with its description, in declaration order."""
-        return {item.metadata["env"]: item.metadata["doc"] for item in fields(cls)}
+        return {name: doc for name, _, doc in _SPECS}
