@@ -24,17 +24,21 @@ with what it measured, including its peak resident memory, and exits.
   ``restored_at``, it runs the after-restore hooks in order and handles the
   event. ``restored_at`` is on the ``time.monotonic`` clock, which on Linux
   is shared by every process, so the parent can compare it with the time
-  the first post reached it.
+  the first post reached it (``message`` reports ``started_at`` and
+  ``imported_at`` on that clock too).
 
 This script imports only what it needs before the handler, so that the
 modules a handler loads are its own.
 """
 
-import importlib
-import json
-import os
-import sys
 import time
+
+STARTED_AT = time.monotonic()
+
+import importlib  # noqa: E402 - after the clock, to time the interpreter's start
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
 
 
 class Context:
@@ -93,11 +97,14 @@ def handle_message(spec: str, code_dir: str, event_file: str) -> dict:
     started = time.perf_counter()
     handler = load(spec, code_dir)
     imported = time.perf_counter()
+    imported_at = time.monotonic()
     result = handler(event, Context())
     done = time.perf_counter()
     return {
         "import_ms": (imported - started) * 1000,
         "handler_ms": (done - imported) * 1000,
+        "started_at": STARTED_AT,
+        "imported_at": imported_at,
         "result": result,
     }
 

@@ -115,6 +115,8 @@ def child_environment(stack: Stack, recorder: ConnectionsRecorder) -> dict[str, 
     env.update(
         {
             "BRIDGE_CONNECTIONS_ENDPOINT_URL": recorder.url,
+            # A production setting of the bridge (the reference ignores it).
+            "BRIDGE_SESSION_SECRET": "coldstart-benchmark-session-secret-0123456789",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_LAMBDA_FUNCTION_NAME": "coldstart-benchmark",
@@ -245,7 +247,14 @@ class Runner:
             self.recorder.clear,
         )
         first = self._first_output(side)
+        report = child.report
         self.add(side, "first_chunk_ms", (first.at - child.started) * 1000)
+        self.add(
+            side, "interpreter_start_ms", (report["started_at"] - child.started) * 1000
+        )
+        self.add(
+            side, "handler_to_first_chunk_ms", (first.at - report["imported_at"]) * 1000
+        )
         self.add(side, "message_import_ms", child.report["import_ms"])
         self.add(side, "message_handler_ms", child.report["handler_ms"])
         self.add(side, "message_peak_rss_mib", child.peak_rss_mib)
@@ -414,6 +423,10 @@ ROWS = (
     ("import: own share above stdlib (ms)", "own_import_ms"),
     ("process start to exit, import only (ms)", "process_ms"),
     ("first chunk: fresh process to POST (ms)", "first_chunk_ms"),
+    ("  of which: interpreter start (ms)", "interpreter_start_ms"),
+    ("  of which: import (ms)", "message_import_ms"),
+    ("  of which: handler call to first POST (ms)", "handler_to_first_chunk_ms"),
+    ("first chunk: handler call, to its return (ms)", "message_handler_ms"),
     ("first chunk: peak RSS (MiB)", "message_peak_rss_mib"),
     ("SnapStart: init import (ms)", "snap_import_ms"),
     ("SnapStart: before-snapshot hooks (ms)", "before_snapshot_ms"),
