@@ -151,7 +151,9 @@ class CredentialSource(Protocol):
 # Shared parsing.
 
 
-_ISO_8601 = re.compile(
+# A string that re compiles on first use: only container credentials carry
+# an expiry to parse, and every Lambda cold start imports this module.
+_ISO_8601 = (
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
 )
@@ -164,7 +166,7 @@ def _parse_iso_8601(text: str) -> float | None:
     not accept a trailing ``Z`` before Python 3.11. A time without a zone is
     taken as UTC, as the AWS credential endpoints always mean UTC.
     """
-    match = _ISO_8601.fullmatch(text.strip())
+    match = re.fullmatch(_ISO_8601, text.strip())
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
