@@ -190,12 +190,15 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 # An oversize frame is not parsed; its id is read only from its first
 # bytes, when the object opens with "id" or with "type" then "id", as the
 # bundled clients write it. A match there is certainly the top-level id.
-_LEADING_ID = re.compile(
+# This pattern and the next serve only frames that fail, so they stay
+# strings that re compiles on first use: every Lambda cold start imports
+# this module.
+_LEADING_ID = (
     r'\A[ \t\n\r]*\{[ \t\n\r]*(?:"type"[ \t\n\r]*:[ \t\n\r]*"[a-z]{1,16}"'
     r'[ \t\n\r]*,[ \t\n\r]*)?"id"[ \t\n\r]*:[ \t\n\r]*"([!#-\[\]-~]{1,64})"'
 )
 _LEADING_ID_SCAN = 160
-_KNOWN_TYPE = re.compile(r"[a-z_]{1,32}")
+_KNOWN_TYPE = r"[a-z_]{1,32}"
 
 
 # Client frames.
@@ -384,9 +387,8 @@ def parse_client_frame(
             "cannot be split or batched",
             id=readable_id,
         )
-    shown = (
-        f" {kind!r}" if isinstance(kind, str) and _KNOWN_TYPE.fullmatch(kind) else ""
-    )
+    known = isinstance(kind, str) and re.fullmatch(_KNOWN_TYPE, kind)
+    shown = f" {kind!r}" if known else ""
     raise FrameError(
         BAD_REQUEST,
         f"unknown frame type{shown}: expected invoke, cancel or ping",
@@ -441,7 +443,7 @@ def _leading_id(frame: str | bytes) -> str | None:
     head = frame[:_LEADING_ID_SCAN]
     if isinstance(head, bytes):
         head = head.decode("utf-8", "ignore")
-    match = _LEADING_ID.match(head)
+    match = re.match(_LEADING_ID, head)
     return match.group(1) if match else None
 
 
