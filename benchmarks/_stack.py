@@ -214,6 +214,67 @@ class ConnectionsRecorder:
         self._server.server_close()
 
 
+# WebSocket clients of the API Gateway emulator.
+
+
+@dataclass
+class Answer:
+    """One client's invocation, timed on ``time.monotonic``.
+
+    ``connecting`` is when the client started to connect, ``connected``
+    when the handshake finished, ``sent`` when the ``invoke`` left, and
+    ``first_chunk`` and ``end`` when those frames arrived.
+    """
+
+    connecting: float
+    connected: float = 0.0
+    sent: float = 0.0
+    first_chunk: float = 0.0
+    end: float = 0.0
+    chunks: int = 0
+    error: str | None = None
+
+
+def frames_of(text: str) -> list[dict[str, Any]]:
+    """The protocol frames in one message: a batch's frames, or the frame."""
+    frame = json.loads(text)
+    if isinstance(frame, dict) and frame.get("type") == "batch":
+        return [f for f in frame.get("frames", []) if isinstance(f, dict)]
+    return [frame] if isinstance(frame, dict) else []
+
+
+async def read_answer(ws: Any, answer: Answer, invocation_id: str) -> Answer:
+    """Read frames until the invocation's ``end`` or ``error``; note the times."""
+    from aiohttp import WSMsgType
+
+    async for message in ws:
+        if message.type != WSMsgType.TEXT:
+            answer.error = f"unexpected {message.type.name} message"
+            break
+        now = time.monotonic()
+        for frame in frames_of(message.data):
+            if frame.get("id") != invocation_id:
+                continue
+            if frame.get("type") == "chunk":
+                answer.chunks += 1
+                if not answer.first_chunk:
+                    answer.first_chunk = now
+            elif frame.get("type") in {"end", "error"}:
+                answer.end = now
+                if frame["type"] == "error":
+                    answer.error = str(frame.get("code"))
+                return answer
+    if answer.error is None:
+        answer.error = "the connection closed before the answer ended"
+    return answer
+
+
+def invoke_frame(invocation_id: str, prompt: str) -> str:
+    return json.dumps(
+        {"type": "invoke", "id": invocation_id, "payload": {"prompt": prompt}}
+    )
+
+
 # The server process.
 
 
@@ -284,6 +345,8 @@ def _serve(args: argparse.Namespace) -> None:
             credentials=LOCAL_CREDENTIALS,
             max_concurrency=args.max_concurrency,
             env=env,
+            # The handler's log lines and the REPORT lines are not results.
+            log_stream=open(os.devnull, "w"),  # noqa: SIM115 - lives as long as the process
         )
         gateway = LocalApiGateway(config)
         runner, url = await start(gateway.make_app())
