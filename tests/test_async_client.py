@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack
@@ -23,6 +25,7 @@ from agentcore_bridge.exceptions import (
     TransportError,
     ValidationError,
 )
+from agentcore_bridge.local.agentcore import LOCAL_CREDENTIALS
 from client_helpers import (
     CountingSource,
     Proxy,
@@ -513,3 +516,67 @@ def test_importing_the_package_does_not_load_aiohttp() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert output.stdout.strip() == "[]"
+
+
+def test_connection_refused_is_a_transport_error() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+
+    async def main() -> None:
+        async with AsyncAgentCoreClient(
+            "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/a",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            credentials=LOCAL_CREDENTIALS,
+            retries=FAST_RETRIES,
+        ) as client:
+            await collect(client, {})
+
+    with pytest.raises(TransportError, match="could not connect") as caught:
+        run(main)
+    assert not caught.value.response_started
+
+
+def test_reset_opens_new_connections_and_refreshes_credentials(
+    emulator: Emulator,
+) -> None:
+    source = CountingSource(emulator.credentials)
+
+    async def main(url: str) -> None:
+        async with make_client(emulator, endpoint_url=url, credentials=source) as c:
+            assert await collect(c, {"prompt": "a"})
+            await c.reset()
+            assert await collect(c, {"prompt": "b"})
+
+    with counting_proxy(emulator.url) as proxy:
+        asyncio.run(main(proxy.url))
+        assert proxy.accepted == 2
+    assert source.invalidations == 1
+
+
+# The timer used on Python 3.10, where asyncio.timeout_at does not exist.
+
+
+def test_fallback_timeout_fires_and_can_be_moved() -> None:
+    from agentcore_bridge.aio.agentcore import _FallbackTimeout
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        outcomes = []
+        try:
+            async with _FallbackTimeout(loop.time() + 0.05):
+                await asyncio.sleep(5)
+        except builtins.TimeoutError:
+            outcomes.append("fired")
+        try:
+            async with _FallbackTimeout(loop.time() + 60) as timer:
+                timer.reschedule(loop.time() + 0.05)
+                await asyncio.sleep(5)
+        except builtins.TimeoutError:
+            outcomes.append("moved")
+        async with _FallbackTimeout(loop.time() + 60):
+            await asyncio.sleep(0)
+        outcomes.append("finished")
+        return outcomes
+
+    assert run(main) == ["fired", "moved", "finished"]

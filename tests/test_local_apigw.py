@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import ValidationError
 from agentcore_bridge.local.apigw import ApiGatewayConfig
-from agentcore_bridge.sigv4 import sign_headers
+from agentcore_bridge.sigv4 import presign_url, sign_headers
 from apigw_stack import Gateway, local_apigw
 
 CAPTURED = Path(__file__).parent / "apigw_events"
@@ -383,6 +383,61 @@ def test_accept_any_credentials_still_needs_a_signature_for_the_service() -> Non
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(request)
         assert denied.value.code == 403
+
+
+def refused(request: urllib.request.Request) -> tuple[int, str, str]:
+    """Send ``request``, which must fail: its status, error name and message."""
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(request)
+    message = json.loads(denied.value.read())["message"]
+    return denied.value.code, denied.value.headers["x-amzn-ErrorType"], message
+
+
+def test_stale_signature_is_forbidden(echo: Gateway) -> None:
+    """A request signed an hour ago is past the five-minute clock skew."""
+    url = f"{echo.connections_url}/@connections/AAAAAAAAAAAAAAA%3D"
+    headers = sign_headers(
+        "POST", url, {}, b"x", credentials=echo.credentials, region=echo.region,
+        service="execute-api", now=time.time() - 3600,
+    )  # fmt: skip
+    status, error_type, message = refused(
+        urllib.request.Request(url, b"x", headers, method="POST")
+    )
+    assert (status, error_type) == (403, "ForbiddenException")
+    assert message.startswith("Signature expired")
+
+
+def test_declared_payload_hash_must_be_the_bodys(echo: Gateway) -> None:
+    """A signed X-Amz-Content-Sha256 of another body does not sign this one."""
+    url = f"{echo.connections_url}/@connections/AAAAAAAAAAAAAAA%3D"
+    headers = sign_headers(
+        "POST", url, {}, b"signed", credentials=echo.credentials,
+        region=echo.region, service="execute-api", content_sha256_header=True,
+    )  # fmt: skip
+    status, error_type, message = refused(
+        urllib.request.Request(url, b"sent", headers, method="POST")
+    )
+    assert (status, error_type) == (403, "ForbiddenException")
+    assert "x-amz-content-sha256" in message
+
+    # The same signature over the body it names gets past the check.
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(
+            urllib.request.Request(url, b"signed", headers, method="POST")
+        )
+    assert gone.value.code == 410
+
+
+def test_presigned_connection_request_is_accepted(echo: Gateway) -> None:
+    """Query-string SigV4 works for @connections too; the id is simply unknown."""
+    url = presign_url(
+        "GET", f"{echo.connections_url}/@connections/AAAAAAAAAAAAAAA%3D",
+        credentials=echo.credentials, region=echo.region, service="execute-api",
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as gone:
+        urllib.request.urlopen(url)
+    assert gone.value.code == 410
+    assert gone.value.headers["x-amzn-ErrorType"] == "GoneException"
 
 
 def test_posts_beyond_the_rate_limit_are_throttled() -> None:

@@ -11,6 +11,8 @@ import io
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ from botocore.exceptions import ClientError
 from websockets.asyncio.client import connect
 
 from agentcore_bridge.credentials import Credentials
+from agentcore_bridge.sigv4 import sign_headers
 from apigw_stack import Gateway, local_apigw
 
 
@@ -290,6 +293,41 @@ def test_invoke_with_wrong_credentials_is_refused() -> None:
             assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
             codes.append(denied.value.response["Error"]["Code"])
     assert codes == ["InvalidSignatureException", "UnrecognizedClientException"]
+
+
+def test_invoke_refusals_carry_lambda_error_names() -> None:
+    with local_apigw("counter:handler") as gateway:
+        url = (
+            f"{gateway.lambda_url}/2015-03-31/functions/"
+            f"{gateway.function_name}/invocations"
+        )
+
+        def answer(headers: dict[str, str]) -> tuple[int, str, str]:
+            request = urllib.request.Request(url, b"{}", headers, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as denied:
+                urllib.request.urlopen(request)
+            message = json.loads(denied.value.read())["message"]
+            return denied.value.code, denied.value.headers["x-amzn-ErrorType"], message
+
+        stale = sign_headers(
+            "POST", url, {}, b"{}", credentials=gateway.credentials,
+            region=gateway.region, service="lambda", now=time.time() - 3600,
+        )  # fmt: skip
+        answers = [
+            answer({}),
+            answer(stale),
+            answer({"Authorization": "Bearer some-token"}),
+        ]
+        invocations = gateway.stats()["counters"]["lambda_invokes"]
+    assert [(status, name) for status, name, _ in answers] == [
+        (403, "MissingAuthenticationTokenException"),
+        (403, "InvalidSignatureException"),
+        (400, "IncompleteSignatureException"),
+    ]
+    assert answers[0][2] == "Missing Authentication Token"
+    assert answers[1][2].startswith("Signature expired")
+    assert "Bearer" in answers[2][2]
+    assert invocations == 0
 
 
 def test_idle_environments_are_stopped() -> None:

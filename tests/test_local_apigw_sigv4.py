@@ -1,10 +1,11 @@
-"""The emulator's SigV4 check accepts what botocore signs and nothing altered."""
+"""The emulator's SigV4 checks accept what botocore signs and nothing altered."""
 
 from __future__ import annotations
 
 import time
 from urllib.parse import quote, urlencode, urlsplit
 
+import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotocoreCredentials
@@ -12,10 +13,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agentcore_bridge.credentials import Credentials
-from agentcore_bridge.local.apigw import verify_signature
+from agentcore_bridge.local.apigw import ApiGatewayConfig, LocalApiGateway
+from agentcore_bridge.local.sigv4_verifier import SignatureError, SigV4Verifier
 
 KEYS = Credentials("AKIDEXAMPLE000000000", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 HOST = "127.0.0.1:8123"
+
+
+def verifier(service: str, **config: object) -> SigV4Verifier:
+    """The check the emulator runs for ``service``, built from ``config``."""
+    settings = ApiGatewayConfig(
+        handler="echo:handler",
+        credentials=config.pop("credentials", KEYS),  # type: ignore[arg-type]
+        **config,  # type: ignore[arg-type]
+    )
+    return LocalApiGateway(settings).verifiers[service]
+
 
 segments = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="/"), min_size=1
@@ -52,16 +65,14 @@ def test_botocore_signatures_verify(
     raw_path, raw_query, headers = signed_by_botocore(
         method, path, urlencode(query, quote_via=quote), body, "execute-api"
     )
-    common = {
-        "credentials": KEYS,
-        "region": "us-east-1",
-        "service": "execute-api",
-    }
-    assert (
-        verify_signature(method, raw_path, raw_query, headers, body, **common) is None
-    )
-    assert verify_signature(method, raw_path, raw_query, headers, body + b"!", **common)
-    assert verify_signature(method, raw_path + "x", raw_query, headers, body, **common)
+    check = verifier("execute-api")
+    now = time.time()
+    verified = check.verify(method, raw_path, raw_query, headers, body, now=now)
+    assert verified.checked
+    with pytest.raises(SignatureError):
+        check.verify(method, raw_path, raw_query, headers, body + b"!", now=now)
+    with pytest.raises(SignatureError):
+        check.verify(method, raw_path + "x", raw_query, headers, body, now=now)
 
 
 def test_signature_checks_name_the_problem() -> None:
@@ -69,32 +80,54 @@ def test_signature_checks_name_the_problem() -> None:
         "POST", "/local/@connections/abc%3D", "", b"x", "execute-api"
     )
 
-    def check(**overrides: object) -> str | None:
-        arguments: dict[str, object] = {
-            "credentials": KEYS,
-            "region": "us-east-1",
-            "service": "execute-api",
-        }
-        arguments.update(overrides)
-        return verify_signature(
-            "POST",
-            raw_path,
-            raw_query,
-            headers,
-            b"x",
-            **arguments,  # type: ignore[arg-type]
-        )
+    def refusal(
+        service: str = "execute-api",
+        *,
+        now: float | None = None,
+        signed: list[tuple[str, str]] = headers,
+        **config: object,
+    ) -> SignatureError:
+        with pytest.raises(SignatureError) as refused:
+            verifier(service, **config).verify(
+                "POST", raw_path, raw_query, signed, b"x",
+                now=time.time() if now is None else now,
+            )  # fmt: skip
+        return refused.value
 
-    assert check() is None
-    assert "service" in (check(service="lambda") or "")
-    assert "region" in (check(region="eu-west-1") or "")
-    assert "security token" in (
-        check(credentials=Credentials("AKIDOTHER", KEYS.secret_access_key)) or ""
+    assert (
+        verifier("execute-api")
+        .verify("POST", raw_path, raw_query, headers, b"x", now=time.time())
+        .checked
     )
-    assert "expired" in (check(now=time.time() + 3600) or "")
-    anyone = Credentials("AKIDOTHER", "x")
-    assert check(credentials=anyone, accept_any_credentials=True) is None
-    assert verify_signature(
-        "POST", raw_path, raw_query, [], b"x", credentials=KEYS, region="us-east-1",
-        service="execute-api",
-    ) == "Missing Authentication Token"  # fmt: skip
+
+    wrong_service = refusal("lambda")
+    assert (wrong_service.error_type, wrong_service.reason) == (
+        "InvalidSignatureException",
+        "scope",
+    )
+    assert "service" in wrong_service.message
+    wrong_region = refusal(region="eu-west-1")
+    assert wrong_region.reason == "scope"
+    assert "region" in wrong_region.message
+    unknown = refusal(credentials=Credentials("AKIDOTHER", KEYS.secret_access_key))
+    assert unknown.error_type == "UnrecognizedClientException"
+    assert "security token" in unknown.message
+    late = refusal(now=time.time() + 3600)
+    assert late.reason == "expired"
+    assert "expired" in late.message
+    missing = refusal(signed=[])
+    assert (missing.status, missing.error_type, missing.message) == (
+        403,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
+
+    anyone = verifier(
+        "execute-api",
+        credentials=Credentials("AKIDOTHER", "x"),
+        accept_any_credentials=True,
+    )
+    accepted = anyone.verify(
+        "POST", raw_path, raw_query, headers, b"x", now=time.time()
+    )
+    assert not accepted.checked

@@ -386,9 +386,12 @@ def test_early_close_releases_the_connection() -> None:
         assert proxy.accepted == 2
 
 
-def test_reset_drops_pooled_connections(emulator: Emulator) -> None:
+def test_reset_drops_pooled_connections_and_credentials(emulator: Emulator) -> None:
+    source = CountingSource(emulator.credentials)
     with counting_proxy(emulator.url) as proxy:
-        with make_client(emulator, endpoint_url=proxy.url) as client:
+        with make_client(
+            emulator, endpoint_url=proxy.url, credentials=source
+        ) as client:
             with client.invoke({"prompt": "a"}) as stream:
                 list(stream)
             client.reset()
@@ -396,6 +399,7 @@ def test_reset_drops_pooled_connections(emulator: Emulator) -> None:
             with client.invoke({"prompt": "b"}) as stream:
                 list(stream)
         assert proxy.accepted == 2
+    assert source.invalidations == 1
 
 
 # Sessions.
@@ -409,6 +413,18 @@ def test_stop_session_stops_a_live_session(
     client.stop_session(stream.session_id)
     stats = emulator.session_stats(stream.session_id)
     assert stats["stops"] == 1
+    assert not stats["active"]
+
+
+def test_dropped_stop_session_is_retried(
+    client: AgentCoreClient, emulator: Emulator
+) -> None:
+    with client.invoke({"prompt": "x"}) as stream:
+        list(stream)
+    emulator.add_fault("drop", operation="stop", session_id=stream.session_id)
+    client.stop_session(stream.session_id)
+    stats = emulator.session_stats(stream.session_id)
+    assert stats["stops"] == 2
     assert not stats["active"]
 
 

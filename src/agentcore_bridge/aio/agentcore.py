@@ -543,45 +543,50 @@ async def _connection_ready(
         on_ready()
 
 
+class _FallbackTimeout:
+    """The part of :func:`asyncio.timeout_at` used here, for Python 3.10.
+
+    Cancels the current task at ``when`` (which :meth:`reschedule` moves)
+    and turns that cancellation into the builtin ``TimeoutError``.
+    """
+
+    def __init__(self, when: float) -> None:
+        self._when = when
+        self._handle: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._fired = False
+
+    async def __aenter__(self) -> _FallbackTimeout:
+        self._task = asyncio.current_task()
+        self.reschedule(self._when)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._fired and exc_type is asyncio.CancelledError:
+            raise builtins.TimeoutError from exc
+
+    def reschedule(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._fired = True
+        if self._task is not None:
+            self._task.cancel()
+
+
 if sys.version_info >= (3, 11):
     _timeout_at = asyncio.timeout_at
 else:  # pragma: no cover (Python 3.10)
-
-    class _timeout_at:  # noqa: N801 (stands in for asyncio.timeout_at)
-        """The part of :func:`asyncio.timeout_at` used here, for Python 3.10."""
-
-        def __init__(self, when: float) -> None:
-            self._when = when
-            self._handle: asyncio.TimerHandle | None = None
-            self._task: asyncio.Task[Any] | None = None
-            self._fired = False
-
-        async def __aenter__(self) -> _timeout_at:
-            self._task = asyncio.current_task()
-            self.reschedule(self._when)
-            return self
-
-        async def __aexit__(
-            self,
-            exc_type: type[BaseException] | None,
-            exc: BaseException | None,
-            tb: TracebackType | None,
-        ) -> None:
-            if self._handle is not None:
-                self._handle.cancel()
-            if self._fired and exc_type is asyncio.CancelledError:
-                raise builtins.TimeoutError from exc
-
-        def reschedule(self, when: float) -> None:
-            if self._handle is not None:
-                self._handle.cancel()
-            loop = asyncio.get_running_loop()
-            self._handle = loop.call_at(when, self._fire)
-
-        def _fire(self) -> None:
-            self._fired = True
-            if self._task is not None:
-                self._task.cancel()
+    _timeout_at = _FallbackTimeout
 
 
 # Helpers.

@@ -35,7 +35,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import os
@@ -53,10 +52,11 @@ from typing import Any, TextIO
 
 from aiohttp import WSMsgType, web
 
-from .. import sigv4
 from ..credentials import Credentials
 from ..exceptions import ValidationError
+from ..sigv4 import UNSIGNED_PAYLOAD
 from ._lambda_pool import EnvironmentPool, InvocationResult, PoolSettings
+from .sigv4_verifier import SignatureError, SigV4Verifier
 
 __all__ = [
     "DEFAULT_CREDENTIALS",
@@ -64,7 +64,6 @@ __all__ = [
     "LocalApiGateway",
     "create_apigw_app",
     "main",
-    "verify_signature",
 ]
 
 logger = logging.getLogger("agentcore_bridge.local.apigw")
@@ -84,9 +83,6 @@ _SPECIAL_ROUTES = frozenset({"$connect", "$disconnect", "$default"})
 # asynchronous one (raised from 256 KB in 2025).
 _SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 _ASYNC_PAYLOAD_LIMIT = 1024 * 1024
-
-# SigV4 requests older or newer than this are refused, as AWS does.
-_CLOCK_SKEW = 300.0
 
 _STAGE_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _MONTHS = tuple(
@@ -273,7 +269,8 @@ class LocalApiGateway:
     :func:`create_apigw_app`). Call :meth:`set_base_url` once the server
     listens, so that execution environments learn the emulator's address
     before the first request (otherwise the first request's ``Host`` is
-    used).
+    used). ``verifiers`` holds the SigV4 check of each service the
+    emulator plays, by signing name (``execute-api``, ``lambda``).
     """
 
     def __init__(self, config: ApiGatewayConfig) -> None:
@@ -286,6 +283,17 @@ class LocalApiGateway:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._post_times: deque[float] = deque()
         self._shutting_down = False
+        # AWS scopes a signature to one signing name: a request signed for
+        # Lambda is refused by @connections, and the other way round.
+        self.verifiers = {
+            service: SigV4Verifier(
+                [config.credentials],
+                region=config.region,
+                service=service,
+                accept_any=config.accept_any_credentials,
+            )
+            for service in ("execute-api", "lambda")
+        }
         self.pool = EnvironmentPool(
             PoolSettings(
                 python=config.python,
@@ -733,20 +741,12 @@ class LocalApiGateway:
         body = await request.read()
         request_id = str(uuid.uuid4())
         self._remember_base_url(request)
-        problem = verify_signature(
-            request.method,
-            request.rel_url.raw_path,
-            request.rel_url.raw_query_string,
-            list(request.headers.items()),
-            body,
-            credentials=self.config.credentials,
-            region=self.config.region,
-            service="execute-api",
-            accept_any_credentials=self.config.accept_any_credentials,
-        )
-        if problem is not None:
+        refused = self._authenticate(request, body, "execute-api")
+        if refused is not None:
+            # ForbiddenException is the one authentication error the
+            # @connections API declares; the message still tells the case.
             return (
-                _json_error(403, "ForbiddenException", problem, request_id),
+                _json_error(403, "ForbiddenException", refused.message, request_id),
                 body,
                 None,
                 request_id,
@@ -818,6 +818,38 @@ class LocalApiGateway:
         self._spawn(self._server_close(connection, 1000, ""))
         return web.Response(status=204, headers={"x-amzn-RequestId": request_id})
 
+    def _authenticate(
+        self, request: web.Request, body: bytes, service: str
+    ) -> SignatureError | None:
+        # The refusal to answer with, or None when the request may proceed.
+        try:
+            verified = self.verifiers[service].verify(
+                request.method,
+                request.rel_url.raw_path,
+                request.rel_url.raw_query_string,
+                list(request.headers.items()),
+                body,
+                now=time.time(),
+            )
+        except SignatureError as refused:
+            return refused
+
+        # The signature covers the hash the request declares, not the body:
+        # a declared hash must be the body's, or the body went unsigned.
+        declared = request.headers.get("x-amz-content-sha256")
+        if verified.checked and declared not in {
+            None,
+            UNSIGNED_PAYLOAD,
+            hashlib.sha256(body).hexdigest(),
+        }:
+            return SignatureError(
+                403,
+                "InvalidSignatureException",
+                "mismatch",
+                "The provided x-amz-content-sha256 header does not match the body.",
+            )
+        return None
+
     def _throttled(self) -> bool:
         limit = self.config.post_rate_limit
         if limit is None:
@@ -836,24 +868,9 @@ class LocalApiGateway:
         body = await request.read()
         request_id = str(uuid.uuid4())
         self._remember_base_url(request)
-        problem = verify_signature(
-            request.method,
-            request.rel_url.raw_path,
-            request.rel_url.raw_query_string,
-            list(request.headers.items()),
-            body,
-            credentials=self.config.credentials,
-            region=self.config.region,
-            service="lambda",
-            accept_any_credentials=self.config.accept_any_credentials,
-        )
-        if problem is not None:
-            error_type = (
-                "UnrecognizedClientException"
-                if problem.startswith("The security token")
-                else "InvalidSignatureException"
-            )
-            return _json_error(403, error_type, problem, request_id)
+        refused = self._authenticate(request, body, "lambda")
+        if refused is not None:
+            return _lambda_refusal(refused, request_id)
 
         name = request.match_info["function_name"]
         qualifier = request.query.get("Qualifier")
@@ -990,103 +1007,6 @@ def create_apigw_app(config: ApiGatewayConfig) -> web.Application:
     return LocalApiGateway(config).make_app()
 
 
-# SigV4 verification.
-
-
-def verify_signature(
-    method: str,
-    raw_path: str,
-    raw_query: str,
-    headers: Sequence[tuple[str, str]],
-    body: bytes,
-    *,
-    credentials: Credentials,
-    region: str,
-    service: str,
-    accept_any_credentials: bool = False,
-    now: float | None = None,
-) -> str | None:
-    """Check a request's SigV4 ``Authorization`` header.
-
-    ``raw_path`` and ``raw_query`` are the path and query exactly as they
-    came on the request line. Returns ``None`` when the signature is valid
-    (or, with ``accept_any_credentials``, when the header is well formed
-    and scoped to ``service``), else AWS's message for the problem. The
-    message never contains the signature or the secret.
-    """
-    lookup: dict[str, list[str]] = {}
-    for name, value in headers:
-        lookup.setdefault(name.lower(), []).append(value)
-    authorization = (lookup.get("authorization") or [""])[0]
-    if not authorization:
-        return "Missing Authentication Token"
-    algorithm, _, rest = authorization.partition(" ")
-    fields = dict(
-        part.strip().partition("=")[::2] for part in rest.split(",") if "=" in part
-    )
-    try:
-        credential = fields["Credential"]
-        signed_names = fields["SignedHeaders"].split(";")
-        given = fields["Signature"]
-        key_id, datestamp, scope_region, scope_service, terminal = credential.split("/")
-    except (KeyError, ValueError):
-        return "Authorization header requires Credential, SignedHeaders and Signature."
-    if algorithm != sigv4.ALGORITHM or terminal != "aws4_request":
-        return "Unsupported signing algorithm or credential scope."
-    if scope_service != service:
-        return f"Credential should be scoped to correct service: '{service}'."
-    if scope_region != region:
-        return f"Credential should be scoped to a valid region, not '{scope_region}'."
-    if accept_any_credentials:
-        return None
-    if key_id != credentials.access_key_id:
-        return "The security token included in the request is invalid."
-    if credentials.session_token and (
-        (lookup.get("x-amz-security-token") or [""])[0] != credentials.session_token
-    ):
-        return "The security token included in the request is invalid."
-
-    amz_date = (lookup.get("x-amz-date") or [""])[0]
-    try:
-        signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
-            tzinfo=timezone.utc
-        )
-    except ValueError:
-        return "Authorization requires a valid X-Amz-Date header."
-    current = time.time() if now is None else now
-    if abs(current - signed_at.timestamp()) > _CLOCK_SKEW or amz_date[:8] != datestamp:
-        return "Signature expired or not yet valid: check the clock."
-    if "host" not in signed_names:
-        return "The host header must be signed."
-
-    # Rebuild the signature from the request as received.
-    pairs = [(name, value) for name in signed_names for value in lookup.get(name, [])]
-    block, signed_headers = sigv4.canonical_headers(pairs)
-    payload_hash = (lookup.get("x-amz-content-sha256") or [""])[0]
-    actual_hash = hashlib.sha256(body).hexdigest()
-    if payload_hash and payload_hash not in {actual_hash, sigv4.UNSIGNED_PAYLOAD}:
-        return "The provided x-amz-content-sha256 header does not match the body."
-    canonical = sigv4.canonical_request(
-        method,
-        sigv4.canonical_uri(raw_path),
-        sigv4.canonical_query_string(raw_query),
-        block,
-        signed_headers,
-        payload_hash or actual_hash,
-    )
-    scope = sigv4.credential_scope(datestamp, region, service)
-    key = sigv4.signing_key(credentials.secret_access_key, datestamp, region, service)
-    expected = sigv4.signature(key, sigv4.string_to_sign(amz_date, scope, canonical))
-    if signed_headers != ";".join(signed_names) or not hmac.compare_digest(
-        expected, given
-    ):
-        return (
-            "The request signature we calculated does not match the signature "
-            "you provided. Check your AWS Secret Access Key and signing method."
-        )
-    return None
-
-
 # Small helpers.
 
 
@@ -1128,6 +1048,21 @@ def _json_error(
     if request_id:
         headers["x-amzn-RequestId"] = request_id
     return web.json_response({"message": message}, status=status, headers=headers)
+
+
+def _lambda_refusal(refused: SignatureError, request_id: str) -> web.Response:
+    status, error_type, message = refused.status, refused.error_type, refused.message
+    if refused.reason in {"expired", "not_yet_valid"}:
+        # Lambda names a date outside the clock-skew window
+        # InvalidSignatureException ("Signature expired: ..."), where
+        # AgentCore says AccessDeniedException.
+        status, error_type = 403, "InvalidSignatureException"
+    elif refused.reason == "bearer":
+        # Lambda has no OAuth mode: a Bearer token is just an
+        # unsupported signing algorithm, not a method mismatch.
+        status, error_type = 400, "IncompleteSignatureException"
+        message = "Unsupported AWS 'algorithm': 'Bearer'"
+    return _json_error(status, error_type, message, request_id)
 
 
 def _lambda_error(
