@@ -17,8 +17,10 @@ With Lambda SnapStart, the runtime module ``snapshot_restore_py`` is
 present and hooks are registered when this package is imported: before the
 snapshot the ready-made handler is built and TLS is set up; after each
 restore pooled connections are dropped, credentials reloaded and
-``random`` reseeded (see :meth:`LambdaBridge.after_restore`). Without the
-module nothing is registered and everything works the same.
+``random`` reseeded (see :meth:`LambdaBridge.after_restore`). A bridge
+built in code registers its own hooks when it is made, so build it at
+import time, as above. Without the module nothing is registered and
+everything works the same.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from ._snapstart import register
 from .bridge import Authorize, LambdaBridge, LambdaContext
 
 __all__ = ["Authorize", "LambdaBridge", "LambdaContext", "handler"]
@@ -44,7 +47,8 @@ def default_bridge() -> LambdaBridge:
     global _default  # noqa: PLW0603 - one bridge per execution environment
     with _default_lock:
         if _default is None:
-            _default = LambdaBridge.from_env()
+            # Its hooks are this module's, registered at import.
+            _default = LambdaBridge.from_env(snapstart=False)
         return _default
 
 
@@ -61,17 +65,5 @@ def _after_restore() -> None:
     default_bridge().after_restore()
 
 
-def _register_snapstart_hooks() -> bool:
-    # Hooks must be registered while the handler's modules are imported;
-    # the module exists only in Lambda's Python runtime.
-    try:
-        import snapshot_restore_py  # type: ignore[import-not-found]  # noqa: PLC0415
-    except ImportError:
-        return False
-    snapshot_restore_py.register_before_snapshot(_before_snapshot)
-    snapshot_restore_py.register_after_restore(_after_restore)
-    return True
-
-
-#: Whether SnapStart hooks were registered at import.
-SNAPSTART_HOOKS = _register_snapstart_hooks()
+#: Whether SnapStart hooks were registered at import (for :func:`handler`).
+SNAPSTART_HOOKS = register(_before_snapshot, _after_restore)

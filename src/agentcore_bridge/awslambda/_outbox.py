@@ -8,9 +8,9 @@ gathers frames and posts them as one ``batch`` message:
 - a frame that arrives when nothing was posted for a whole window goes out
   at once, so the first chunk of an answer is never delayed;
 - frames arriving sooner are gathered and posted together once the window
-  since the last post has passed, or earlier when they reach
-  ``batch_bytes`` (the 32 KB metering step) or when a terminal frame
-  (``end``, ``error``) arrives, since nothing follows it;
+  since the last post has passed, or earlier when the next frame would
+  take the batch over ``batch_bytes`` (the 32 KB metering step) or when a
+  terminal frame (``end``, ``error``) arrives, since nothing follows it;
 - *lazy* frames (the ``session`` frame) never cause a post of their own:
   they go out with the next one;
 - with a window of 0 every frame is posted alone, as it comes.
@@ -173,14 +173,22 @@ class Outbox:
             self._post_buffer()
             self._send_frame(frame, size)
             return
+        # A batch stays within the metering step (itself within the limit):
+        # a frame that would take it over goes into the next one.
         if self._buffer and (
-            batch_size(self._buffer_bytes + size, len(self._buffer) + 1) > self._limit
+            batch_size(self._buffer_bytes + size, len(self._buffer) + 1)
+            > self._batch_bytes
         ):
             self._post_buffer()
+        quiet = not self._eager and self._clock() - self._last_post >= self._window
         self._buffer.append(frame)
         self._buffer_bytes += size
         self._eager = self._eager or not lazy
         self._force = self._force or flush
+        if quiet and not lazy:
+            # The first frame after a quiet window goes out at once, with
+            # the lazy frames before it, even if more frames are queued.
+            self._post_buffer()
 
     def _due(self, closing: bool) -> bool:
         if closing or self._force:

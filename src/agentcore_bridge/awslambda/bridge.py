@@ -32,6 +32,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from logging import ERROR, INFO, WARNING
 from typing import Any, Protocol
 
 from .. import protocol
@@ -57,6 +58,7 @@ from ..sync.lambda_api import LambdaClient
 from . import _events
 from ._log import LifecycleLog, logger, session_hash
 from ._outbox import Outbox
+from ._snapstart import register
 
 __all__ = ["Authorize", "LambdaBridge", "LambdaContext"]
 
@@ -123,7 +125,10 @@ class LambdaBridge:
       cut, since cutting a stream closes its transport;
     - ``connections``: a :class:`ConnectionsClient` for every event,
       instead of one per API stage built from the events;
-    - ``lambda_client``: the :class:`LambdaClient` for self-invocations.
+    - ``lambda_client``: the :class:`LambdaClient` for self-invocations;
+    - ``snapstart``: register :meth:`before_snapshot` and
+      :meth:`after_restore` as SnapStart hooks when Lambda's runtime offers
+      them (build the bridge at import time for them to run).
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` for a bad
     or missing setting.
@@ -138,6 +143,7 @@ class LambdaBridge:
         client_factory: Callable[[HTTPTransport], AgentCoreClient] | None = None,
         connections: ConnectionsClient | None = None,
         lambda_client: LambdaClient | None = None,
+        snapstart: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -170,12 +176,14 @@ class LambdaBridge:
                 "BRIDGE_SESSION_SECRET is not set: agent session ids are derived "
                 "without a secret and session resume tokens are disabled"
             )
+        if snapstart:
+            register(self.before_snapshot, self.after_restore)
 
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, **options: Any
     ) -> LambdaBridge:
-        """A bridge configured by environment variables (see docs/configuration.md)."""
+        """A bridge configured by environment variables (see docs/lambda.md)."""
         return cls(Settings.from_env(environ), **options)
 
     def __call__(self, event: Mapping[str, Any], context: LambdaContext) -> Any:
@@ -194,7 +202,7 @@ class LambdaBridge:
             return self._warm_up(event[_events.WARMUP_KEY], context)
         if kind == _events.AUTHORIZER:
             return self._authorizer(event, context)
-        self._log.write(30, "unknown_event", requestId=context.aws_request_id)
+        self._log.write(WARNING, "unknown_event", requestId=context.aws_request_id)
         return {"statusCode": 400}
 
     # SnapStart.
@@ -211,13 +219,13 @@ class LambdaBridge:
         cached credentials too (SnapStart hands out new ones through the
         container endpoint); and ``random``'s state is the same in every
         environment restored from one snapshot, so retry jitter would fire
-        in step. Session tokens and message ids come from ``secrets``
-        (``os.urandom``), which the kernel keeps per environment.
+        in step. Nothing secret comes from ``random``: ids and tokens use
+        ``secrets``, which reads ``os.urandom`` at every call and keeps no
+        state in the process. Clients passed to the constructor keep their
+        own transports: reset those in a hook of your own.
         """
         self._transport.reset()
         self._agent_transport.reset()
-        for client in self._all_connections():
-            client.close()
         self._credentials.invalidate()
         random.seed()
 
@@ -228,7 +236,7 @@ class LambdaBridge:
         fields = self._fields(event, context)
         denied = self._origin_denied(event)
         if denied:
-            self._log.write(20, "connect_rejected", status=403, why=denied, **fields)
+            self._log.write(INFO, "connect_rejected", status=403, why=denied, **fields)
             return {"statusCode": 403}
         principal = _events.authorizer_context(event).get("principalId")
         if self._authorize is not None:
@@ -236,7 +244,11 @@ class LambdaBridge:
                 principal = self._authorize(event) or principal
             except AuthorizationError as exc:
                 self._log.write(
-                    20, "connect_rejected", status=exc.status, why=exc.reason, **fields
+                    INFO,
+                    "connect_rejected",
+                    status=exc.status,
+                    why=exc.reason,
+                    **fields,
                 )
                 return {"statusCode": exc.status}
             except Exception:  # noqa: BLE001 - a bug in the hook: refuse, log it
@@ -253,9 +265,9 @@ class LambdaBridge:
             except SessionTokenError as exc:
                 # A browser cannot see why a handshake failed, so a stale
                 # token must not lock the client out: it is ignored.
-                self._log.write(20, "session_refused", why=exc.reason, **fields)
+                self._log.write(INFO, "session_refused", why=exc.reason, **fields)
         self._log.write(
-            20,
+            INFO,
             "connect",
             session=session_hash(session_id),
             resumed=resumed,
@@ -294,7 +306,7 @@ class LambdaBridge:
             )
         except BridgeError as exc:
             self._log.write(
-                30,
+                WARNING,
                 "warmup_failed",
                 connectionId=connection_id,
                 error=type(exc).__name__,
@@ -307,7 +319,7 @@ class LambdaBridge:
         fields = self._fields(event, context)
         session_id = self._connection_session(event)
         self._log.write(
-            20,
+            INFO,
             "disconnect",
             session=session_hash(session_id),
             code=request.get("disconnectStatusCode"),
@@ -323,7 +335,7 @@ class LambdaBridge:
             self._agent.stop_session(session_id)
         except AgentCoreError as exc:
             # 404: the session had ended already (idle, stopped, never run).
-            level = 20 if exc.status == 404 else 30
+            level = INFO if exc.status == 404 else WARNING
             self._log.write(
                 level,
                 "stop_session_failed",
@@ -334,7 +346,7 @@ class LambdaBridge:
             )
         except BridgeError as exc:
             self._log.write(
-                30,
+                WARNING,
                 "stop_session_failed",
                 why=why,
                 session=session_hash(session_id),
@@ -361,7 +373,7 @@ class LambdaBridge:
                 body, binary=binary, max_frame_bytes=self.settings.max_frame_bytes
             )
         except FrameError as exc:
-            self._log.write(20, "bad_frame", code=exc.code, id=exc.id, **fields)
+            self._log.write(INFO, "bad_frame", code=exc.code, id=exc.id, **fields)
             self._post_quietly(
                 connections, connection_id, protocol.encode_frame_error(exc)
             )
@@ -394,10 +406,10 @@ class LambdaBridge:
             try:
                 session_id = self._verify(frame.session, principal)
             except SessionTokenError as exc:
-                self._log.write(20, "session_refused", why=exc.reason, **fields)
+                self._log.write(INFO, "session_refused", why=exc.reason, **fields)
                 return
         self._log.write(
-            20, "cancel", id=frame.id, session=session_hash(session_id), **fields
+            INFO, "cancel", id=frame.id, session=session_hash(session_id), **fields
         )
         self._stop_session(session_id, "cancel", fields)
 
@@ -417,7 +429,7 @@ class LambdaBridge:
                 session_id = self._verify(frame.session, principal)
             except SessionTokenError as exc:
                 self._log.write(
-                    20, "session_refused", id=frame.id, why=exc.reason, **fields
+                    INFO, "session_refused", id=frame.id, why=exc.reason, **fields
                 )
                 text = protocol.encode_error(frame.id, exc.code, exc.message)
                 self._post_quietly(connections, connection_id, text)
@@ -425,7 +437,7 @@ class LambdaBridge:
 
         started = time.monotonic()
         fields = {**fields, "id": frame.id, "session": session_hash(session_id)}
-        self._log.write(20, "invoke_start", **fields)
+        self._log.write(INFO, "invoke_start", **fields)
         agent = self._agent
         transport = self._agent_transport
         stopper = _Stopper(transport.abort)
@@ -469,7 +481,7 @@ class LambdaBridge:
                 if _throttled(stopper.error)
                 else protocol.INTERNAL
             )
-            failure = (code, 30)
+            failure = (code, WARNING)
             text = protocol.encode_error(
                 frame.id, code, "the bridge could not deliver the answer"
             )
@@ -478,14 +490,14 @@ class LambdaBridge:
         ms = round((time.monotonic() - started) * 1000)
         done = {**fields, "chunks": frames.seq, "messages": outbox.messages, "ms": ms}
         if stopper.reason == "gone":
-            self._log.write(20, "gone", **done)
+            self._log.write(INFO, "gone", **done)
         elif failure is not None or frames.terminal == "error":
-            code, level = failure or (protocol.TIMEOUT, 20)
+            code, level = failure or (protocol.TIMEOUT, INFO)
             self._log.write(
                 level, "invoke_error", code=code, stop=stopper.reason, **done
             )
         else:
-            self._log.write(20, "invoke_end", **done)
+            self._log.write(INFO, "invoke_end", **done)
 
     def _stream(
         self,
@@ -512,13 +524,13 @@ class LambdaBridge:
                 if text is not None:
                     outbox.put(text, flush=True)
                 code = error_for(exc)[0]
-                return code, 30 if code in _SERVICE_CODES else 20
+                return code, WARNING if code in _SERVICE_CODES else INFO
         except Exception:  # noqa: BLE001 - still owes the client a terminal frame
             logger.exception("invocation failed inside the bridge")
             text = frames.error(protocol.INTERNAL, "the bridge failed")
             if text is not None:
                 outbox.put(text, flush=True)
-            return protocol.INTERNAL, 40
+            return protocol.INTERNAL, ERROR
         else:
             if stopper.reason is None:
                 text = frames.end()
@@ -532,7 +544,7 @@ class LambdaBridge:
             )
             if text is not None:
                 outbox.put(text, flush=True)
-            return protocol.TIMEOUT, 30
+            return protocol.TIMEOUT, WARNING
         return None
 
     def _time_limit(self, context: LambdaContext) -> float:
@@ -577,7 +589,7 @@ class LambdaBridge:
             thread.join()
         failed = [r for r in results if r is not None]
         self._log.write(
-            20 if not failed else 30,
+            INFO if not failed else WARNING,
             "warmer",
             requestId=context.aws_request_id,
             concurrency=concurrency,
@@ -592,7 +604,7 @@ class LambdaBridge:
         if not isinstance(session_id, str) or not SESSION_ID_PATTERN.fullmatch(
             session_id
         ):
-            self._log.write(30, "warmup_failed", error="bad session id", **fields)
+            self._log.write(WARNING, "warmup_failed", error="bad session id", **fields)
             return {"warmedUp": False}
         started = time.monotonic()
         try:
@@ -606,7 +618,7 @@ class LambdaBridge:
                         break
         except BridgeError as exc:
             self._log.write(
-                30,
+                WARNING,
                 "warmup_failed",
                 session=session_hash(session_id),
                 error=getattr(exc, "error_type", type(exc).__name__),
@@ -614,7 +626,9 @@ class LambdaBridge:
             )
             return {"warmedUp": False}
         ms = round((time.monotonic() - started) * 1000)
-        self._log.write(20, "warmup", session=session_hash(session_id), ms=ms, **fields)
+        self._log.write(
+            INFO, "warmup", session=session_hash(session_id), ms=ms, **fields
+        )
         return {"warmedUp": True}
 
     # The function as the API's REQUEST authorizer.
@@ -628,7 +642,11 @@ class LambdaBridge:
                 principal = self._authorize(event)
             except AuthorizationError as exc:
                 self._log.write(
-                    20, "authorizer_denied", status=exc.status, why=exc.reason, **fields
+                    INFO,
+                    "authorizer_denied",
+                    status=exc.status,
+                    why=exc.reason,
+                    **fields,
                 )
                 if exc.status == 401:
                     # What API Gateway turns into 401 Unauthorized.
@@ -657,8 +675,8 @@ class LambdaBridge:
                 session_id = self._verify(token, principal_id)
                 document["context"] = {"agentcoreSessionId": session_id}
             except SessionTokenError as exc:
-                self._log.write(20, "session_refused", why=exc.reason, **fields)
-        self._log.write(20, "authorizer", allowed=allow, why=denied, **fields)
+                self._log.write(INFO, "session_refused", why=exc.reason, **fields)
+        self._log.write(INFO, "authorizer", allowed=allow, why=denied, **fields)
         return document
 
     # Helpers.
@@ -708,10 +726,6 @@ class LambdaBridge:
                 self._connections[endpoint] = client
             return client
 
-    def _all_connections(self) -> list[ConnectionsClient]:
-        with self._lock:
-            return list(self._connections.values())
-
     def _lambda_client(self) -> LambdaClient:
         with self._lock:
             if self._lambda is None:
@@ -754,10 +768,13 @@ class LambdaBridge:
             for part in protocol.split_frame(text, self.settings.message_limit_bytes):
                 connections.post(connection_id, part)
         except GoneError:
-            self._log.write(20, "gone", connectionId=connection_id)
+            self._log.write(INFO, "gone", connectionId=connection_id)
         except BridgeError as exc:
             self._log.write(
-                30, "post_failed", connectionId=connection_id, error=type(exc).__name__
+                WARNING,
+                "post_failed",
+                connectionId=connection_id,
+                error=type(exc).__name__,
             )
 
 

@@ -6,11 +6,11 @@
   checks SigV4 signatures, validates requests the way the service does,
   forwards to an agent and simulates cold starts, idle sessions, quotas
   and faults.
+- :mod:`.emulation`: the emulator's state and decisions (sessions, quotas,
+  faults, counters), behind the HTTP front of :mod:`.agentcore`.
 - :mod:`.apigw`: an emulator of API Gateway WebSocket APIs that runs Lambda
   handlers in worker processes and serves the ``@connections`` and Lambda
   Invoke APIs.
-- :mod:`.emulation`: the emulator's state and decisions (sessions, quotas,
-  faults, counters), behind the HTTP front of :mod:`.agentcore`.
 - :mod:`.sigv4_verifier`: the signature check the emulators share (pure,
   no I/O).
 

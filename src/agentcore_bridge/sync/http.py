@@ -175,8 +175,8 @@ class HTTPTransport:
         Meant to be called from another thread than the one sending or
         reading: its socket is shut down, so a wait for an answer or a body
         ends at once with :class:`TransportError` instead of running to its
-        timeout. Requests made afterwards fail the same way; make a new
-        transport to send again.
+        timeout. Later requests are refused as after :meth:`close`; make a
+        new transport to send again.
         """
         self._closed = True
         with self._lock:
@@ -245,6 +245,7 @@ class HTTPTransport:
                 url=exchange.url,
             ) from exc
         if self._closed:
+            # abort() ran while connecting.
             connection.close()
             raise _aborted(exchange.url)
         logger.debug("connected to %s:%s", host, port)
@@ -562,8 +563,8 @@ def _aborted(url: str) -> TransportError:
 def _shut_down(sock: socket.socket) -> None:
     # shutdown(), unlike close(), wakes a thread blocked reading the socket.
     # The plain socket method is used even on a TLS socket: the TLS layer
-    # is left alone while another thread may be inside it.
-    # Already closed or never connected: nothing to wake.
+    # is left alone while another thread may be inside it. Already closed
+    # or never connected: nothing to wake.
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
