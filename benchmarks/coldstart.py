@@ -17,7 +17,7 @@ Every number is a median over fresh interpreters, ours and the reference
    connection shut down, then after-restore hooks and the message; the
    restored path is timed from the restore to the first chunk.
 
-    .venv/bin/python benchmarks/coldstart.py [--rounds 9] [--chart docs/cold-start.png]
+    .venv/bin/python benchmarks/coldstart.py [--rounds 15] [--chart docs/cold-start.png]
 """
 
 from __future__ import annotations
@@ -253,6 +253,9 @@ class Runner:
             side, "interpreter_start_ms", (report["started_at"] - child.started) * 1000
         )
         self.add(
+            side, "preamble_ms", (report["import_at"] - report["started_at"]) * 1000
+        )
+        self.add(
             side, "handler_to_first_chunk_ms", (first.at - report["imported_at"]) * 1000
         )
         self.add(side, "message_import_ms", child.report["import_ms"])
@@ -348,12 +351,28 @@ def measure(
         text=True,
         check=True,
     ).stdout.strip()
+    # The same ratio taken within each round, where both sides ran within a
+    # second of each other: steadier than the ratio of medians when the
+    # machine's load changes during the run.
+    paired = {
+        metric: statistics.median(
+            ref / own
+            for ref, own in zip(
+                runner.samples["reference"][metric], values, strict=True
+            )
+            if own
+        )
+        for metric, values in runner.samples["ours"].items()
+        if metric in runner.samples["reference"] and all(values)
+    }
     return {
         "python": python,
         "version": version,
         "rounds": rounds,
         "medians": medians,
         "reference_over_ours": ratios,
+        "paired_ratio_median": paired,
+        "samples": runner.samples,
         "details": runner.details,
     }
 
@@ -424,6 +443,7 @@ ROWS = (
     ("process start to exit, import only (ms)", "process_ms"),
     ("first chunk: fresh process to POST (ms)", "first_chunk_ms"),
     ("  of which: interpreter start (ms)", "interpreter_start_ms"),
+    ("  of which: child's json import, event (ms)", "preamble_ms"),
     ("  of which: import (ms)", "message_import_ms"),
     ("  of which: handler call to first POST (ms)", "handler_to_first_chunk_ms"),
     ("first chunk: handler call, to its return (ms)", "message_handler_ms"),
@@ -442,13 +462,18 @@ def print_table(result: dict[str, Any]) -> None:
         f"\nPython {result['version']} ({result['python']}), "
         f"medians of {result['rounds']} fresh processes each"
     )
-    print(f"{'':42}{'ours':>10}{'reference':>11}{'ref/ours':>10}")
+    print(f"{'':46}{'ours':>9}{'reference':>11}{'ref/ours':>10}{'paired':>9}")
     for label, metric in ROWS:
         if metric not in ours:
             continue
         ratio = result["reference_over_ours"].get(metric)
+        paired = result["paired_ratio_median"].get(metric)
         ratio_text = f"{ratio:9.2f}x" if ratio else f"{'':10}"
-        print(f"{label:42}{ours[metric]:10.1f}{reference[metric]:11.1f}{ratio_text}")
+        paired_text = f"{paired:8.2f}x" if paired else ""
+        print(
+            f"{label:46}{ours[metric]:9.1f}{reference[metric]:11.1f}"
+            f"{ratio_text}{paired_text}"
+        )
     interpreter = medians.get("interpreter", {})
     if interpreter:
         print(
@@ -518,7 +543,7 @@ def recording() -> Iterator[ConnectionsRecorder]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument(
         "--python",
         action="append",
