@@ -59,8 +59,9 @@ _GLYPHS = {
     "9": ".###.#...##...#.####....#...#..##..",
     " ": "...................................",
     ".": "..............................##...",
-    ",": ".........................##...#..#.",
-    ":": "......##...##.........##...##......",
+    ",": ".....................##....#...#...",
+    ":": "......##...##........##...##.......",
+    ";": "......##...##........##....#...#...",
     "-": "...............#####...............",
     "+": ".......#....#..#####..#....#.......",
     "/": ".........#...#...#...#...#.........",
@@ -154,7 +155,9 @@ def render_bar_chart(
     label_w = max(len(label) for label, _ in groups) * _CHAR_W + 24
     bar_area = 420
     value_w = max(len(text) for _, bars in groups for _, _, text in bars) * _CHAR_W
-    width = label_w + bar_area + value_w + 40
+    width = max(
+        label_w + bar_area + value_w + 40, (max(len(title), len(note)) + 3) * _CHAR_W
+    )
     bar_h = _LINE_H + 4
     series = list(dict.fromkeys(name for _, bars in groups for name, _, _ in bars))
     height = (

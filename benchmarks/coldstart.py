@@ -18,6 +18,7 @@ Every number is a median over fresh interpreters, ours and the reference
    restored path is timed from the restore to the first chunk.
 
     .venv/bin/python benchmarks/coldstart.py [--rounds 15] [--chart docs/cold-start.png]
+        [--save results.json] [--markdown]
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def sides(empty_dir: str, handler: str, code_dir: str | None) -> tuple[Side, Sid
     ours = Side("ours", handler, code_dir or empty_dir)
     reference = Side("reference", "handler:handler", REFERENCE_DIR)
     return ours, reference
+
+
+#: The reference registers no SnapStart hooks: nothing to compare.
+NO_RATIO = frozenset({"before_snapshot_ms", "after_restore_ms"})
 
 
 # Fresh interpreters.
@@ -343,7 +348,7 @@ def measure(
     ratios = {
         metric: medians["reference"][metric] / value
         for metric, value in medians["ours"].items()
-        if metric in medians["reference"] and value
+        if metric in medians["reference"] and value and metric not in NO_RATIO
     }
     version = subprocess.run(
         [python, "-c", "import platform; print(platform.python_version())"],
@@ -363,7 +368,9 @@ def measure(
             if own
         )
         for metric, values in runner.samples["ours"].items()
-        if metric in runner.samples["reference"] and all(values)
+        if metric in runner.samples["reference"]
+        and all(values)
+        and metric not in NO_RATIO
     }
     return {
         "python": python,
@@ -443,7 +450,7 @@ ROWS = (
     ("process start to exit, import only (ms)", "process_ms"),
     ("first chunk: fresh process to POST (ms)", "first_chunk_ms"),
     ("  of which: interpreter start (ms)", "interpreter_start_ms"),
-    ("  of which: child's json import, event (ms)", "preamble_ms"),
+    ("  of which: harness, json import and event (ms)", "preamble_ms"),
     ("  of which: import (ms)", "message_import_ms"),
     ("  of which: handler call to first POST (ms)", "handler_to_first_chunk_ms"),
     ("first chunk: handler call, to its return (ms)", "message_handler_ms"),
@@ -485,6 +492,28 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"ours, plain cold start / restored: {plain:.2f}x")
 
 
+def print_markdown(result: dict[str, Any]) -> None:
+    """The same table as Markdown, for docs/cold-start.md."""
+    medians = result["medians"]
+    ours, reference = medians["ours"], medians["reference"]
+    print(
+        f"\nPython {result['version']}, medians of {result['rounds']} fresh "
+        "processes per cell:\n"
+    )
+    print("| measurement | ours | boto3 reference | reference / ours | paired |")
+    print("|---|---:|---:|---:|---:|")
+    for label, metric in ROWS:
+        if metric not in ours:
+            continue
+        ratio = result["reference_over_ours"].get(metric)
+        paired = result["paired_ratio_median"].get(metric)
+        print(
+            f"| {label.strip()} | {ours[metric]:.1f} | {reference[metric]:.1f} "
+            f"| {f'{ratio:.2f}x' if ratio else ''} "
+            f"| {f'{paired:.2f}x' if paired else ''} |"
+        )
+
+
 def chart(results: list[dict[str, Any]], path: str) -> None:
     """Draw the main interpreter's comparison (and first chunk on the others)."""
     main = results[0]
@@ -502,16 +531,16 @@ def chart(results: list[dict[str, Any]], path: str) -> None:
         ]
 
     groups = [
-        (f"import, py{main['version']}", bars("import_ms", "ms")),
-        ("peak RSS", bars("import_peak_rss_mib", "MiB")),
-        (f"first chunk, py{main['version']}", bars("first_chunk_ms", "ms")),
+        (f"import (py{main['version']})", bars("import_ms", "ms")),
+        ("peak RSS of the import", bars("import_peak_rss_mib", "MiB")),
+        (f"first chunk (py{main['version']})", bars("first_chunk_ms", "ms")),
     ]
     for other in results[1:]:
         o, r = other["medians"]["ours"], other["medians"]["reference"]
         ratio = other["reference_over_ours"]["first_chunk_ms"]
         groups.append(
             (
-                f"first chunk, py{other['version']}",
+                f"first chunk (py{other['version']})",
                 [
                     ("ours", o["first_chunk_ms"], f"{o['first_chunk_ms']:.0f} ms"),
                     (
@@ -523,12 +552,15 @@ def chart(results: list[dict[str, Any]], path: str) -> None:
             )
         )
     if "restored_first_chunk_ms" in ours:
-        groups.append(("SnapStart restore", bars("restored_first_chunk_ms", "ms")))
+        groups.append(("restore to first chunk", bars("restored_first_chunk_ms", "ms")))
     write_bar_chart(
         path,
         "Lambda cold start: agentcore-bridge vs boto3 (medians, lower is better)",
         groups,
-        note=f"{os.cpu_count()} CPUs, {main['rounds']} fresh processes per bar",
+        note=(
+            f"{os.cpu_count()} CPUs, {main['rounds']} fresh processes per bar; "
+            "restore: simulated SnapStart, hooks run"
+        ),
     )
 
 
@@ -565,7 +597,20 @@ def main() -> None:
     parser.add_argument("--code-dir", help="where --handler is imported from")
     parser.add_argument("--chart", metavar="PNG", help="write the chart here")
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    parser.add_argument("--save", metavar="FILE", help="also write the JSON here")
+    parser.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="measure nothing: print (and chart) what --save wrote",
+    )
     args = parser.parse_args()
+
+    if args.from_json:
+        with open(args.from_json) as file:
+            document = json.load(file)
+        report(document, args)
+        return
 
     pythons = [sys.executable, *args.python]
     if not args.no_extra_pythons:
@@ -589,14 +634,25 @@ def main() -> None:
                 )
             )
 
+    document = {"machine": machine(), "results": results}
+    if args.save:
+        with open(args.save, "w") as file:
+            json.dump(document, file, indent=2)
+    report(document, args)
+
+
+def report(document: dict[str, Any], args: argparse.Namespace) -> None:
     if args.chart:
-        chart(results, args.chart)
+        chart(document["results"], args.chart)
     if args.json:
-        print(json.dumps({"machine": machine(), "results": results}, indent=2))
+        print(json.dumps(document, indent=2))
         return
-    print(json.dumps(machine()))
-    for result in results:
-        print_table(result)
+    print(json.dumps(document["machine"]))
+    for result in document["results"]:
+        if args.markdown:
+            print_markdown(result)
+        else:
+            print_table(result)
 
 
 if __name__ == "__main__":
