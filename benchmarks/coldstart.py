@@ -422,8 +422,12 @@ def venv_python(base: str) -> str | None:
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                print(f"skipping Python {version}: {' '.join(step[:4])} failed")
-                print(done.stderr[-2000:])
+                print(
+                    f"skipping Python {version}: {' '.join(step[:4])} failed",
+                    done.stderr[-2000:],
+                    sep="\n",
+                    file=sys.stderr,
+                )
                 return None
         with open(marker, "w"):
             pass
