@@ -81,3 +81,19 @@ def test_every_variable_has_a_description() -> None:
     variables = Settings.variables()
     assert "AGENTCORE_RUNTIME_ARN" in variables
     assert all(text.strip() for text in variables.values())
+
+
+def test_repr_hides_the_session_secret() -> None:
+    secret = "s" * 40
+    settings = Settings.from_env({"BRIDGE_SESSION_SECRET": secret})
+    assert secret not in repr(settings)
+    assert "session_secret=[hidden]" in repr(settings)
+    assert "session_secret=None" in repr(Settings())
+
+
+def test_specs_list_every_field_with_its_default() -> None:
+    specs = Settings.specs()
+    assert [name for name, _, _, _ in specs] == list(Settings._fields)
+    defaults = {variable: default for _, variable, default, _ in specs}
+    assert defaults["BRIDGE_MESSAGE_LIMIT_BYTES"] == 131072
+    assert list(Settings.variables()) == [variable for _, variable, _, _ in specs]

@@ -12,14 +12,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .agentcore import parse_runtime_arn, validate_qualifier
 from .exceptions import ValidationError
 
 __all__ = ["Settings"]
+
+
+# (variable, parser, description, secret) of each setting, in the order of
+# the fields of Settings: _setting() appends while the class body runs.
+_SPECS: list[tuple[str, Callable[[str, str], Any], str, bool]] = []
 
 
 def _setting(
@@ -30,13 +34,8 @@ def _setting(
     *,
     secret: bool = False,
 ) -> Any:
-    # Secret settings stay out of the dataclass repr, so printing or logging
-    # a Settings object never shows them.
-    return field(
-        default=default,
-        repr=not secret,
-        metadata={"env": env, "parse": parse, "doc": doc},
-    )
+    _SPECS.append((env, parse, doc, secret))
+    return default
 
 
 # Parsers take (variable name, raw text) and return the typed value.
@@ -194,8 +193,10 @@ def _log_level(name: str, raw: str) -> str:
     return level
 
 
-@dataclass(frozen=True)
-class Settings:
+# A NamedTuple rather than a dataclass: importing dataclasses (and the
+# inspect module it loads) would cost the Lambda adapter's cold start
+# several milliseconds.
+class Settings(NamedTuple):
     """Every setting of the bridge; build it with :meth:`from_env` or directly."""
 
     runtime_arn: str | None = _setting(
@@ -469,18 +470,20 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for item in fields(cls):
-            name = item.metadata["env"]
+        for field_name, (variable, parse, _, _) in zip(
+            cls._fields, _SPECS, strict=True
+        ):
+            name = variable
             raw = env.get(name, "")
             if name == "AWS_REGION" and not raw:
                 name, raw = "AWS_DEFAULT_REGION", env.get("AWS_DEFAULT_REGION", "")
             if raw != "":
-                values[item.name] = item.metadata["parse"](name, raw)
+                values[field_name] = parse(name, raw)
         return cls(**values)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed."""
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def require_runtime_arn(self) -> str:
         """The runtime ARN, or a ValidationError saying it must be set."""
@@ -488,7 +491,30 @@ class Settings:
             raise ValidationError("AGENTCORE_RUNTIME_ARN", "must be set")
         return self.runtime_arn
 
+    def __repr__(self) -> str:
+        # Secret settings are shown as set or unset, never by value, so
+        # printing or logging a Settings object cannot leak them.
+        parts = []
+        for name, value, (_, _, _, secret) in zip(
+            self._fields, self, _SPECS, strict=True
+        ):
+            shown = (
+                ("[hidden]" if value is not None else "None") if secret else repr(value)
+            )
+            parts.append(f"{name}={shown}")
+        return f"Settings({', '.join(parts)})"
+
     @classmethod
     def variables(cls) -> dict[str, str]:
         """Each environment variable with its description, in declaration order."""
-        return {item.metadata["env"]: item.metadata["doc"] for item in fields(cls)}
+        return {name: doc for name, _, doc, _ in _SPECS}
+
+    @classmethod
+    def specs(cls) -> list[tuple[str, str, Any, str]]:
+        """``(field, variable, default, description)`` of every setting, in order."""
+        return [
+            (field_name, variable, cls._field_defaults[field_name], doc)
+            for field_name, (variable, _, doc, _) in zip(
+                cls._fields, _SPECS, strict=True
+            )
+        ]

@@ -35,9 +35,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit
 
 from .exceptions import (
@@ -70,8 +69,10 @@ __all__ = [
 logger = logging.getLogger("agentcore_bridge.credentials")
 
 
-@dataclass(frozen=True)
-class Credentials:
+# A NamedTuple rather than a dataclass: importing dataclasses (and the
+# inspect module it loads) would cost the Lambda adapter's cold start
+# several milliseconds.
+class Credentials(NamedTuple):
     """An AWS access key, its secret, an optional session token and expiry.
 
     ``expiration`` is a Unix time in seconds, or ``None`` for credentials
@@ -80,8 +81,8 @@ class Credentials:
     """
 
     access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
+    secret_access_key: str
+    session_token: str | None = None
     expiration: float | None = None
 
     def __repr__(self) -> str:
@@ -91,7 +92,8 @@ class Credentials:
             f"secret_access_key=[hidden]{token}, expiration={self.expiration!r})"
         )
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        return self.__repr__()
 
     def expires_within(self, seconds: float, now: float) -> bool:
         """Whether these credentials expire less than ``seconds`` after ``now``."""
@@ -149,7 +151,9 @@ class CredentialSource(Protocol):
 # Shared parsing.
 
 
-_ISO_8601 = re.compile(
+# A string that re compiles on first use: only container credentials carry
+# an expiry to parse, and every Lambda cold start imports this module.
+_ISO_8601 = (
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
 )
@@ -162,7 +166,7 @@ def _parse_iso_8601(text: str) -> float | None:
     not accept a trailing ``Z`` before Python 3.11. A time without a zone is
     taken as UTC, as the AWS credential endpoints always mean UTC.
     """
-    match = _ISO_8601.fullmatch(text.strip())
+    match = re.fullmatch(_ISO_8601, text.strip())
     if match is None:
         return None
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
@@ -275,8 +279,7 @@ _MAX_RESPONSE_BYTES = 64 * 1024
 _BACKOFF_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
-class _Endpoint:
+class _Endpoint(NamedTuple):
     """A validated container credentials URL, split for ``http.client``."""
 
     https: bool

@@ -40,7 +40,6 @@ import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import ClassVar, Final, TypeGuard
 
@@ -191,19 +190,61 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 # An oversize frame is not parsed; its id is read only from its first
 # bytes, when the object opens with "id" or with "type" then "id", as the
 # bundled clients write it. A match there is certainly the top-level id.
-_LEADING_ID = re.compile(
+# This pattern and the next serve only frames that fail, so they stay
+# strings that re compiles on first use: every Lambda cold start imports
+# this module.
+_LEADING_ID = (
     r'\A[ \t\n\r]*\{[ \t\n\r]*(?:"type"[ \t\n\r]*:[ \t\n\r]*"[a-z]{1,16}"'
     r'[ \t\n\r]*,[ \t\n\r]*)?"id"[ \t\n\r]*:[ \t\n\r]*"([!#-\[\]-~]{1,64})"'
 )
 _LEADING_ID_SCAN = 160
-_KNOWN_TYPE = re.compile(r"[a-z_]{1,32}")
+_KNOWN_TYPE = r"[a-z_]{1,32}"
 
 
 # Client frames.
 
 
-@dataclass(frozen=True, slots=True)
-class Invoke:
+class _Frame:
+    """What the client frame types share: immutable values compared by value.
+
+    Written out rather than declared as dataclasses: importing dataclasses
+    (and the inspect module it loads) would cost the Lambda adapter's cold
+    start several milliseconds. ``_fields`` lists the values in order (also
+    as ``__match_args__``); ``_secret`` the ones the repr leaves out.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str]
+    _fields: ClassVar[tuple[str, ...]]
+    _secret: ClassVar[frozenset[str]] = frozenset()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} frames are immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} frames are immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Frame) or type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in self._fields
+            if name not in self._secret
+        )
+        return f"{type(self).__name__}({shown})"
+
+
+class Invoke(_Frame):
     """``invoke``: run the agent on ``payload``.
 
     ``payload`` is the decoded JSON value, ``session`` the resume token the
@@ -212,19 +253,26 @@ class Invoke:
     Neither appears in the repr.
     """
 
+    __slots__ = ("id", "payload", "session")
     type: ClassVar[str] = "invoke"
+    _fields = __match_args__ = ("id", "payload", "session")
+    _secret = frozenset({"payload", "session"})
 
     id: str
-    payload: object = field(repr=False)
-    session: str | None = field(default=None, repr=False)
+    payload: object
+    session: str | None
+
+    def __init__(self, id: str, payload: object, session: str | None = None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "session", session)
 
     def payload_json(self) -> str:
         """The payload as compact JSON text, ready to send to the agent."""
         return _dumps(self.payload, "payload")
 
 
-@dataclass(frozen=True, slots=True)
-class Cancel:
+class Cancel(_Frame):
     """``cancel``: stop the invocation ``id``.
 
     The bridge answers with that invocation's ``end`` or ``error``; a cancel
@@ -235,19 +283,30 @@ class Cancel:
     invocation's agent session through it. It is not in the repr.
     """
 
+    __slots__ = ("id", "session")
     type: ClassVar[str] = "cancel"
+    _fields = __match_args__ = ("id", "session")
+    _secret = frozenset({"session"})
 
     id: str
-    session: str | None = field(default=None, repr=False)
+    session: str | None
+
+    def __init__(self, id: str, session: str | None = None) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "session", session)
 
 
-@dataclass(frozen=True, slots=True)
-class Ping:
+class Ping(_Frame):
     """``ping``: keep-alive; answer with :func:`encode_pong` and the same id."""
 
+    __slots__ = ("id",)
     type: ClassVar[str] = "ping"
+    _fields = __match_args__ = ("id",)
 
-    id: str | None = None
+    id: str | None
+
+    def __init__(self, id: str | None = None) -> None:
+        object.__setattr__(self, "id", id)
 
 
 ClientFrame = Invoke | Cancel | Ping
@@ -328,9 +387,8 @@ def parse_client_frame(
             "cannot be split or batched",
             id=readable_id,
         )
-    shown = (
-        f" {kind!r}" if isinstance(kind, str) and _KNOWN_TYPE.fullmatch(kind) else ""
-    )
+    known = isinstance(kind, str) and re.fullmatch(_KNOWN_TYPE, kind)
+    shown = f" {kind!r}" if known else ""
     raise FrameError(
         BAD_REQUEST,
         f"unknown frame type{shown}: expected invoke, cancel or ping",
@@ -385,7 +443,7 @@ def _leading_id(frame: str | bytes) -> str | None:
     head = frame[:_LEADING_ID_SCAN]
     if isinstance(head, bytes):
         head = head.decode("utf-8", "ignore")
-    match = _LEADING_ID.match(head)
+    match = re.match(_LEADING_ID, head)
     return match.group(1) if match else None
 
 
@@ -664,12 +722,14 @@ def _escaped_slices(frame: str, budget: int) -> list[str]:
     return slices
 
 
-@dataclass
 class _Partial:
-    total: int
-    texts: list[str]
-    last_seen: float
-    chars: int = 0
+    __slots__ = ("chars", "last_seen", "texts", "total")
+
+    def __init__(self, total: int, texts: list[str], last_seen: float) -> None:
+        self.total = total
+        self.texts = texts
+        self.last_seen = last_seen
+        self.chars = 0
 
 
 class Reassembler:

@@ -38,7 +38,6 @@ import hmac
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -306,8 +305,7 @@ def signature(key: bytes, to_sign: str) -> str:
 # Putting the steps together.
 
 
-@dataclass(frozen=True)
-class SigningSteps:
+class SigningSteps(NamedTuple):
     """Every intermediate result of one signing, for tests and debugging.
 
     ``headers`` are the headers to add (header signing) and ``url`` the URL
@@ -316,12 +314,18 @@ class SigningSteps:
     ``repr`` shows neither.
     """
 
-    canonical_request: str = field(repr=False)
+    canonical_request: str
     string_to_sign: str
-    signature: str = field(repr=False)
+    signature: str
     signed_headers: str
-    headers: dict[str, str] = field(repr=False)
-    url: str = field(repr=False)
+    headers: dict[str, str]
+    url: str
+
+    def __repr__(self) -> str:
+        return (
+            f"SigningSteps(string_to_sign={self.string_to_sign!r}, "
+            f"signed_headers={self.signed_headers!r})"
+        )
 
 
 class _Target(NamedTuple):

@@ -76,6 +76,34 @@ def default_tls_context() -> ssl.SSLContext:
         return _tls_context
 
 
+def _open_socket(
+    host: str, port: int, timeout: float | None, context: ssl.SSLContext | None
+) -> socket.socket:
+    """Connect to ``host:port`` (with TLS when given a context), as http.client does.
+
+    Done here rather than by ``HTTPConnection.connect``: given the host as
+    text, ``getaddrinfo`` and ``ssl`` encode it with the ``idna`` codec,
+    whose first use imports ``unicodedata`` and costs several milliseconds
+    of every Lambda cold start. An ASCII host name (every AWS endpoint) is
+    passed as bytes, which both take as they are.
+    """
+    name: str | bytes
+    try:
+        name = host.encode("ascii")
+    except UnicodeEncodeError:
+        name = host
+    # typeshed allows only str hosts here; getaddrinfo takes bytes as well.
+    sock = socket.create_connection((name, port), timeout)  # type: ignore[arg-type]
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname=name)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class HTTPTransport:
     """Sends HTTP/1.1 requests over pooled keep-alive connections.
 
@@ -224,17 +252,16 @@ class HTTPTransport:
         scheme, host, port = key
         wait = exchange.wait("connect")
         connection: http.client.HTTPConnection
+        context: ssl.SSLContext | None = None
         if scheme == "https":
+            context = self._tls_context or default_tls_context()
             connection = http.client.HTTPSConnection(
-                host,
-                port,
-                timeout=wait.seconds,
-                context=self._tls_context or default_tls_context(),
+                host, port, timeout=wait.seconds, context=context
             )
         else:
             connection = http.client.HTTPConnection(host, port, timeout=wait.seconds)
         try:
-            connection.connect()
+            connection.sock = _open_socket(host, port, wait.seconds, context)
         except _SocketTimeout as exc:
             connection.close()
             raise wait.error(exchange.url) from exc
