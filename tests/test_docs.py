@@ -1,0 +1,612 @@
+"""The documentation, checked against the code.
+
+Code samples
+------------
+Every ```python block of README.md and docs/*.md runs as a script of its
+own, in a fresh interpreter (``sys.executable``) whose working directory
+is an empty temporary one. Its environment is what a reader has after
+following docs/quickstart.md, and nothing else:
+
+- ``AGENTCORE_ENDPOINT_URL``, ``AGENTCORE_RUNTIME_ARN``, ``AWS_REGION``,
+  ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``, as
+  ``agentcore-bridge local-agentcore`` prints them, name a demo agent and
+  an AgentCore emulator that this module starts on ephemeral ports;
+- ``BRIDGE_URL`` is the ``ws://.../ws`` address of a bridge server
+  (``create_app``) in front of them. Samples that talk to a bridge read it
+  with ``os.environ.get("BRIDGE_URL", "ws://127.0.0.1:8000/ws")``, whose
+  default is a local ``agentcore-bridge serve``; the bridge itself never
+  reads this variable;
+- ``PYTHONPATH`` holds tests/, for the samples that show the test helpers;
+- ``PATH`` and the locale come from the caller; ``HOME`` is the temporary
+  directory, so no ``~/.aws`` file of the machine is read.
+
+A block is left out only when the line above it is
+``<!-- not run: REASON -->``. Each one left out shows as a skipped test with
+its reason in pytest's summary; a marker without a reason fails.
+
+Other checks
+------------
+- Shell and text blocks, and inline code, name only ``agentcore-bridge``
+  subcommands that exist (``cli.COMMANDS``) and ``make`` targets the
+  Makefile has.
+- docs/configuration.md lists every ``Settings`` variable with the default,
+  and the adapter (Lambda, server or both), that the code has; nothing
+  else; and every flag of the five commands. The settings tables of
+  docs/lambda.md and docs/server.md list what their adapter reads, and the
+  flag tables of docs/local.md and docs/local-apigw.md only real flags.
+- Relative links, and their anchors, point at files and headings that
+  exist; so do repository paths written as inline code.
+- Every ``BRIDGE_`` and ``AGENTCORE_`` name in the docs is a setting, and
+  every ``test_...`` name a page cites is a test.
+- The numbers README.md quotes appear on the page it cites for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agentcore_bridge.cli import COMMANDS
+from agentcore_bridge.config import Settings
+from server_helpers import bridge_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
+PACKAGE = ROOT / "src" / "agentcore_bridge"
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+#: The variable samples read the bridge's address from; see the docstring.
+SAMPLE_VARIABLES = {"BRIDGE_URL"}
+#: Each sample must finish within this many seconds.
+SAMPLE_TIMEOUT = 60
+
+_FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
+_OPT_OUT = re.compile(r"^<!--\s*not run(?:\s*:\s*(?P<reason>.*?))?\s*-->$")
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of a page."""
+
+    page: Path
+    line: int  # of the opening fence, from 1
+    lang: str
+    text: str
+    #: None without a marker above; the reason ("" when none) with one.
+    opt_out: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced code blocks of ``page``, in order."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found: list[Block] = []
+    index = 0
+    while index < len(lines):
+        match = _FENCE.match(lines[index])
+        if match is None:
+            index += 1
+            continue
+        start, indent = index, match.group(1)
+        body: list[str] = []
+        index += 1
+        while index < len(lines) and lines[index].strip() != "```":
+            body.append(lines[index].removeprefix(indent))
+            index += 1
+        found.append(
+            Block(
+                page,
+                start + 1,
+                match.group(2),
+                "\n".join(body) + "\n",
+                _marker_above(lines, start),
+            )
+        )
+        index += 1
+    return found
+
+
+def _marker_above(lines: list[str], fence: int) -> str | None:
+    above = fence - 1
+    while above >= 0 and not lines[above].strip():
+        above -= 1
+    if above < 0:
+        return None
+    match = _OPT_OUT.match(lines[above].strip())
+    if match is None:
+        return None
+    return match.group("reason") or ""
+
+
+def prose(page: Path) -> str:
+    """The page without its fenced code blocks."""
+    kept: list[str] = []
+    inside = False
+    for line in page.read_text(encoding="utf-8").splitlines():
+        if _FENCE.match(line) or (inside and line.strip() == "```"):
+            inside = not inside
+            continue
+        if not inside:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def inline_code(page: Path) -> list[str]:
+    return _INLINE_CODE.findall(prose(page))
+
+
+ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
+PYTHON_BLOCKS = [block for block in ALL_BLOCKS if block.lang == "python"]
+
+
+# Code samples.
+
+
+@pytest.fixture(scope="module")
+def sample_environment() -> Iterator[dict[str, str]]:
+    """The environment of every sample (but HOME), with the servers it names."""
+    with bridge_stack() as bridge:
+        emulator = bridge.emulator
+        environ = {
+            name: os.environ[name]
+            for name in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "SYSTEMROOT")
+            if name in os.environ
+        }
+        environ.update(
+            PYTHONPATH=str(TESTS),
+            AGENTCORE_ENDPOINT_URL=emulator.url,
+            AGENTCORE_RUNTIME_ARN=emulator.runtime_arn,
+            AWS_REGION=emulator.region,
+            AWS_ACCESS_KEY_ID=emulator.credentials.access_key_id,
+            AWS_SECRET_ACCESS_KEY=emulator.credentials.secret_access_key,
+            BRIDGE_URL=bridge.ws_url(),
+        )
+        yield environ
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda block: block.where)
+def test_python_sample_runs(
+    block: Block, sample_environment: dict[str, str], tmp_path: Path
+) -> None:
+    """The sample runs to its end, exit status 0, against the local stack."""
+    if block.opt_out:  # a marker without a reason still runs, and fails below
+        pytest.skip(f"{block.where} not run: {block.opt_out}")
+    script = tmp_path / "sample.py"
+    script.write_text(block.text, encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**sample_environment, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=SAMPLE_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"the sample at {block.where} failed:\n{result.stdout}{result.stderr}"
+    )
+
+
+def test_every_opt_out_has_a_reason() -> None:
+    """``<!-- not run: REASON -->`` names a reason of a few words."""
+    missing = [
+        block.where
+        for block in ALL_BLOCKS
+        if block.opt_out is not None and len(block.opt_out.split()) < 3
+    ]
+    assert missing == []
+
+
+def test_opt_out_markers_sit_above_python_blocks() -> None:
+    """A marker above anything but a python block is a mistake."""
+    stray = [
+        block.where
+        for block in ALL_BLOCKS
+        if block.opt_out is not None and block.lang != "python"
+    ]
+    markers = sum(
+        1
+        for page in PAGES
+        for line in page.read_text(encoding="utf-8").splitlines()
+        if _OPT_OUT.match(line.strip())
+    )
+    assert stray == []
+    assert markers == sum(1 for b in PYTHON_BLOCKS if b.opt_out is not None)
+
+
+# Commands in shell blocks and inline code.
+
+_COMMAND = re.compile(r"(?:^|(?<=[\s$(/]))agentcore-bridge[ \t]+([a-z][a-z0-9-]*)")
+_MAKE = re.compile(r"(?:^|(?<=[\s$;&|(]))make[ \t]+([A-Za-z_][\w-]*)")
+
+
+def command_texts() -> Iterator[tuple[str, str]]:
+    """(where, text) of every non-python block and every inline code span."""
+    for block in ALL_BLOCKS:
+        if block.lang != "python":
+            yield block.where, block.text
+    for page in PAGES:
+        for code in inline_code(page):
+            yield str(page.relative_to(ROOT)), code
+
+
+def makefile_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    return set(re.findall(r"^([A-Za-z_][\w-]*)\s*:(?!=)", text, flags=re.M))
+
+
+def test_shell_samples_name_existing_subcommands() -> None:
+    """Every ``agentcore-bridge X`` the docs show is a real subcommand."""
+    unknown = [
+        (where, name)
+        for where, text in command_texts()
+        for name in _COMMAND.findall(text)
+        if name not in COMMANDS
+    ]
+    assert unknown == []
+
+
+def test_shell_samples_name_existing_make_targets() -> None:
+    """Every ``make X`` the docs show is a target of the Makefile."""
+    targets = makefile_targets()
+    unknown = [
+        (where, name)
+        for where, text in command_texts()
+        for name in _MAKE.findall(text)
+        if name not in targets
+    ]
+    assert unknown == []
+
+
+def test_the_checks_see_commands_and_targets() -> None:
+    """The two checks above find something to check."""
+    texts = [text for _, text in command_texts()]
+    assert any(_COMMAND.search(text) for text in texts)
+    assert {"demo", "test"} <= {n for t in texts for n in _MAKE.findall(t)}
+
+
+# docs/configuration.md.
+
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+
+
+def table_rows(text: str, header: str) -> list[list[str]]:
+    """The cells of each row of the table whose header row starts with ``header``."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(header):
+            rows = []
+            for row in lines[index + 2 :]:
+                if not row.startswith("|"):
+                    break
+                rows.append(
+                    [cell.strip() for cell in row.strip().strip("|").split("|")]
+                )
+            return rows
+    raise AssertionError(f"no table starting with {header!r}")
+
+
+def settings_rows() -> dict[str, list[str]]:
+    rows = table_rows(
+        CONFIGURATION.read_text(encoding="utf-8"),
+        "| variable | default | rule | meaning | applies to |",
+    )
+    return {row[0].strip("`"): row for row in rows}
+
+
+def documented_default(value: object) -> str:
+    """How the table writes a default: what the variable would be set to."""
+    if value is None:
+        return "unset"
+    if value == ():
+        return "empty"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float):
+        return f"`{value:g}`"
+    return f"`{value}`"
+
+
+def adapters_reading(field: str) -> str:
+    """Which adapters' code reads ``settings.<field>``: Lambda, server or both."""
+
+    def reads(folder: str) -> bool:
+        pattern = re.compile(rf"settings\.{field}\b")
+        if field == "runtime_arn":
+            pattern = re.compile(r"settings\.(runtime_arn|require_runtime_arn)\b")
+        return any(
+            pattern.search(path.read_text(encoding="utf-8"))
+            for path in (PACKAGE / folder).glob("*.py")
+        )
+
+    found = [
+        name
+        for name, folder in (("Lambda", "awslambda"), ("server", "server"))
+        if reads(folder)
+    ]
+    return "both" if len(found) == 2 else found[0] if found else "neither"
+
+
+def test_configuration_lists_every_setting_and_nothing_else() -> None:
+    """The settings table has one row per ``Settings`` variable."""
+    assert sorted(settings_rows()) == sorted(Settings.variables())
+
+
+@pytest.mark.parametrize("field", dataclasses.fields(Settings), ids=lambda f: f.name)
+def test_configuration_shows_the_default_the_code_uses(
+    field: dataclasses.Field[object],
+) -> None:
+    """The default column is the dataclass field's default."""
+    row = settings_rows()[field.metadata["env"]]
+    assert row[1] == documented_default(field.default)
+
+
+@pytest.mark.parametrize("field", dataclasses.fields(Settings), ids=lambda f: f.name)
+def test_configuration_says_which_adapter_reads_each_setting(
+    field: dataclasses.Field[object],
+) -> None:
+    """The "applies to" column matches the adapters whose code reads it."""
+    row = settings_rows()[field.metadata["env"]]
+    assert row[4] == adapters_reading(field.name)
+
+
+@pytest.mark.parametrize(
+    ("page", "adapter"), [("lambda.md", "Lambda"), ("server.md", "server")]
+)
+def test_adapter_pages_list_their_settings_with_the_code_defaults(
+    page: str, adapter: str
+) -> None:
+    """The settings table of lambda.md (server.md) has the variables that
+    adapter reads, and a literal default there is the code's default."""
+    text = section((ROOT / "docs" / page).read_text("utf-8"), "## Settings")
+    rows = {
+        row[0].strip("`"): row for row in table_rows(text, "| variable | default |")
+    }
+    fields = {f.metadata["env"]: f for f in dataclasses.fields(Settings)}
+    wanted = {
+        name
+        for name, field in fields.items()
+        if adapters_reading(field.name) in (adapter, "both")
+    }
+    # Lambda sets AWS_REGION for every function; lambda.md says so in prose.
+    assert set(rows) == wanted - {"AWS_REGION"}
+    for name, row in rows.items():
+        shown = row[1].strip("`")
+        if re.fullmatch(r"[\w.]+", shown) and shown not in {"any", "unset"}:
+            assert shown == documented_default(fields[name].default).strip("`"), name
+
+
+def test_configuration_lists_the_aws_variables_the_library_reads() -> None:
+    """Every AWS_ variable read in src/ is in the AWS table, which names no other."""
+    read = set()
+    for path in PACKAGE.rglob("*.py"):
+        if "local" not in path.relative_to(PACKAGE).parts:
+            read |= set(re.findall(r'"(AWS_[A-Z_]+)"', path.read_text("utf-8")))
+    rows = table_rows(
+        CONFIGURATION.read_text(encoding="utf-8"), "| AWS variable | read by |"
+    )
+    documented = {name for row in rows for name in re.findall(r"`(AWS_\w+)`", row[0])}
+    credentials_page = (ROOT / "docs" / "credentials.md").read_text("utf-8")
+    assert read - {"AWS_REGION"} <= documented
+    assert all(name in read or name in credentials_page for name in documented)
+
+
+def cli_options(command: str) -> set[str]:
+    """The options of ``agentcore-bridge COMMAND``, from its own --help."""
+    module_name, _, function_name = COMMANDS[command][0].partition(":")
+    main = getattr(importlib.import_module(module_name), function_name)
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), pytest.raises(SystemExit):
+        main(["--help"])
+    options = set()
+    for line in output.getvalue().splitlines():
+        if line.startswith("  -"):
+            spec = re.split(r"\s{2,}", line.strip())[0]
+            options |= set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", spec))
+    return options - {"-h", "--help"}
+
+
+def section(text: str, heading: str) -> str:
+    """The text under ``heading`` up to the next heading of its level or above."""
+    level = len(heading) - len(heading.lstrip("#"))
+    lines = text.splitlines()
+    start = lines.index(heading)
+    end = len(lines)
+    for index in range(start + 1, len(lines)):
+        match = re.match(r"^(#+)\s", lines[index])
+        if match and len(match.group(1)) <= level:
+            end = index
+            break
+    return "\n".join(lines[start + 1 : end])
+
+
+def flags_in_tables(text: str) -> set[str]:
+    """The flags named in the first column of the tables of ``text``."""
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("| `-"):
+            first = line.strip("|").split("|")[0]
+            for code in _INLINE_CODE.findall(first):
+                flags |= set(re.findall(r"(?<![\w-])--?[A-Za-z][\w-]*", code))
+    return flags
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_configuration_lists_every_flag_of_each_command(command: str) -> None:
+    """The command's table in docs/configuration.md has exactly its flags."""
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    documented = flags_in_tables(section(text, f"### `agentcore-bridge {command}`"))
+    assert documented == cli_options(command)
+
+
+@pytest.mark.parametrize(
+    ("page", "heading", "command"),
+    [
+        ("local.md", "## The demo agent", "demo-agent"),
+        ("local.md", "## The emulator", "local-agentcore"),
+        ("local-apigw.md", "## Options", "local-apigw"),
+    ],
+)
+def test_flag_tables_of_other_pages_name_real_flags(
+    page: str, heading: str, command: str
+) -> None:
+    """The flag tables of the emulator pages name no flag the command lacks."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    documented = flags_in_tables(section(text, heading))
+    assert documented
+    assert documented <= cli_options(command) | {"-v"}
+
+
+def test_every_bridge_variable_in_the_docs_is_a_setting() -> None:
+    """No page names a BRIDGE_ or AGENTCORE_ variable the code does not read."""
+    known = set(Settings.variables()) | SAMPLE_VARIABLES
+    unknown = {
+        (str(page.relative_to(ROOT)), name)
+        for page in PAGES
+        for name in re.findall(
+            r"\b(?:BRIDGE|AGENTCORE)_[A-Z0-9_]*[A-Z0-9]\b",
+            page.read_text(encoding="utf-8"),
+        )
+        if name not in known
+    }
+    assert unknown == set()
+
+
+# Links.
+
+
+def github_anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives the headings of ``page``."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6}\s+(.*?)\s*#*$", prose(page), flags=re.M):
+        base = "".join(c for c in heading.lower() if c.isalnum() or c in " -_").replace(
+            " ", "-"
+        )
+        anchor, number = base, 0
+        while anchor in anchors:
+            number += 1
+            anchor = f"{base}-{number}"
+        anchors.add(anchor)
+    return anchors
+
+
+def relative_links() -> Iterator[tuple[Path, str]]:
+    for page in PAGES:
+        for target in _LINK.findall(prose(page)):
+            if not re.match(r"^[a-z][a-z0-9+.-]*:", target):
+                yield page, target
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_at_files_and_headings(page: Path) -> None:
+    """Each relative link's file exists, and its #anchor is one of its headings."""
+    broken = []
+    for source, target in relative_links():
+        if source != page:
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        if not resolved.exists() or (
+            anchor
+            and resolved.suffix == ".md"
+            and anchor not in github_anchors(resolved)
+        ):
+            broken.append(target)
+    assert broken == []
+
+
+def test_the_link_check_sees_links_and_anchors() -> None:
+    """The check above has links with and without anchors to look at."""
+    targets = [target for _, target in relative_links()]
+    assert any("#" in t for t in targets)
+    assert any("#" not in t for t in targets)
+
+
+def test_repository_paths_in_inline_code_exist() -> None:
+    """`docs/x.md`, `tests/x.py`, `agentcore_bridge/static/x.js` ... exist."""
+    missing = []
+    for page in PAGES:
+        for code in inline_code(page):
+            if not re.fullmatch(r"[\w.-]+(/[\w.-]+)+/?", code):
+                continue
+            first = code.split("/")[0]
+            if first in {"docs", "tests", "benchmarks", "examples", "src"}:
+                candidates = [ROOT / code]
+            elif first == "agentcore_bridge":
+                candidates = [ROOT / "src" / code]
+            else:
+                continue
+            if not any(path.exists() for path in candidates):
+                missing.append((str(page.relative_to(ROOT)), code))
+    assert missing == []
+
+
+def test_every_docs_page_is_linked_from_the_readme_and_the_index() -> None:
+    """README.md and docs/README.md each link to every page of docs/."""
+    pages = {p.name for p in PAGES if p.parent.name == "docs"} - {"README.md"}
+    readme = {
+        Path(t.partition("#")[0]).name
+        for s, t in relative_links()
+        if s == ROOT / "README.md"
+    }
+    index = {
+        Path(t.partition("#")[0]).name
+        for s, t in relative_links()
+        if s == ROOT / "docs" / "README.md"
+    }
+    assert pages - readme == set()
+    assert pages - index == set()
+
+
+def test_tests_the_docs_name_exist() -> None:
+    """Every `test_...` name a page cites is a test function in tests/."""
+    defined = {
+        name
+        for path in TESTS.glob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)", path.read_text("utf-8"), re.M)
+    }
+    cited = {
+        (str(page.relative_to(ROOT)), name)
+        for page in PAGES
+        for code in inline_code(page)
+        for name in re.findall(r"^(test_\w+)$", code)
+    }
+    assert cited
+    assert {(where, name) for where, name in cited if name not in defined} == set()
+
+
+# README numbers.
+
+
+def test_readme_numbers_come_from_the_page_they_cite() -> None:
+    """Each number of a README "Measured" item appears on the page it links."""
+    readme = ROOT / "README.md"
+    items = re.split(r"\n(?=- )", section(readme.read_text("utf-8"), "## Measured"))
+    unsourced = []
+    for item in items:
+        cited = [t for t in _LINK.findall(item) if t.startswith("docs/")]
+        if not cited:
+            continue
+        pages = "".join((ROOT / t.partition("#")[0]).read_text("utf-8") for t in cited)
+        words = re.sub(r"\]\([^)]*\)", "]", item)  # not the link targets
+        for number in re.findall(r"\d[\d,.]*\d|\d", words):
+            if number not in pages:
+                unsourced.append(number)
+    assert sum(1 for item in items if "](docs/" in item) >= 3
+    assert unsourced == []
