@@ -44,7 +44,6 @@ Other checks
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import importlib
 import io
 import os
@@ -348,22 +347,27 @@ def test_configuration_lists_every_setting_and_nothing_else() -> None:
     assert sorted(settings_rows()) == sorted(Settings.variables())
 
 
-@pytest.mark.parametrize("field", dataclasses.fields(Settings), ids=lambda f: f.name)
+SPECS = Settings.specs()  # (field, variable, default, description)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec[0])
 def test_configuration_shows_the_default_the_code_uses(
-    field: dataclasses.Field[object],
+    spec: tuple[str, str, object, str],
 ) -> None:
-    """The default column is the dataclass field's default."""
-    row = settings_rows()[field.metadata["env"]]
-    assert row[1] == documented_default(field.default)
+    """The default column is the setting's default in the code."""
+    _, variable, default, _ = spec
+    row = settings_rows()[variable]
+    assert row[1] == documented_default(default)
 
 
-@pytest.mark.parametrize("field", dataclasses.fields(Settings), ids=lambda f: f.name)
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec[0])
 def test_configuration_says_which_adapter_reads_each_setting(
-    field: dataclasses.Field[object],
+    spec: tuple[str, str, object, str],
 ) -> None:
     """The "applies to" column matches the adapters whose code reads it."""
-    row = settings_rows()[field.metadata["env"]]
-    assert row[4] == adapters_reading(field.name)
+    field_name, variable, _, _ = spec
+    row = settings_rows()[variable]
+    assert row[4] == adapters_reading(field_name)
 
 
 @pytest.mark.parametrize(
@@ -378,18 +382,18 @@ def test_adapter_pages_list_their_settings_with_the_code_defaults(
     rows = {
         row[0].strip("`"): row for row in table_rows(text, "| variable | default |")
     }
-    fields = {f.metadata["env"]: f for f in dataclasses.fields(Settings)}
+    defaults = {variable: default for _, variable, default, _ in SPECS}
     wanted = {
-        name
-        for name, field in fields.items()
-        if adapters_reading(field.name) in (adapter, "both")
+        variable
+        for field_name, variable, _, _ in SPECS
+        if adapters_reading(field_name) in (adapter, "both")
     }
     # Lambda sets AWS_REGION for every function; lambda.md says so in prose.
     assert set(rows) == wanted - {"AWS_REGION"}
     for name, row in rows.items():
         shown = row[1].strip("`")
         if re.fullmatch(r"[\w.]+", shown) and shown not in {"any", "unset"}:
-            assert shown == documented_default(fields[name].default).strip("`"), name
+            assert shown == documented_default(defaults[name]).strip("`"), name
 
 
 def test_configuration_lists_the_aws_variables_the_library_reads() -> None:
