@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentcore_bridge.config import Settings
+from agentcore_bridge.config import Settings, origin_allowed
 from agentcore_bridge.exceptions import ConfigurationError, ValidationError
 
 ARN = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/demo_agent-AbCdEf1234"
@@ -60,6 +60,7 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("BRIDGE_WARMUP_PAYLOAD", "{not json"),
         ("BRIDGE_SESSION_SECRET", "short"),
         ("BRIDGE_LOG_FORMAT", "xml"),
+        ("BRIDGE_SESSION_TTL", "0"),
         ("AWS_REGION", "us east 1"),
     ],
 )
@@ -97,3 +98,19 @@ def test_specs_list_every_field_with_its_default() -> None:
     defaults = {variable: default for _, variable, default, _ in specs}
     assert defaults["BRIDGE_MESSAGE_LIMIT_BYTES"] == 131072
     assert list(Settings.variables()) == [variable for _, variable, _, _ in specs]
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed", "expected"),
+    [
+        ("https://app.example", (), True),
+        ("https://evil.example", ("*",), True),
+        ("https://APP.example/", ("https://app.example",), True),
+        ("https://evil.example", ("https://app.example",), False),
+        (None, ("https://app.example",), True),
+    ],
+)
+def test_origin_rule(
+    origin: str | None, allowed: tuple[str, ...], expected: bool
+) -> None:
+    assert origin_allowed(origin, allowed) is expected

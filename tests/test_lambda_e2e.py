@@ -476,7 +476,6 @@ def options_gateway(stack: Emulator) -> Iterator[Gateway]:
 @pytest.mark.parametrize(
     ("origin", "query", "status"),
     [
-        (None, "?key=open-sesame", 403),
         ("https://evil.example", "?key=open-sesame", 403),
         ("https://app.example", "", 401),
         ("https://app.example", "?key=guess", 403),

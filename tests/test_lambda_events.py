@@ -142,14 +142,27 @@ def test_captured_connect_is_accepted(stack: Emulator, gateway: Gateway) -> None
     assert bridge(captured("connect.json"), Context()) == {"statusCode": 200}
 
 
-def test_connect_without_an_allowed_origin_is_forbidden(
+def test_connect_from_another_origin_is_forbidden(
     stack: Emulator, gateway: Gateway
 ) -> None:
     bridge = make_bridge(stack, gateway, BRIDGE_ALLOWED_ORIGINS="https://app.example")
     event = captured("connect.json")
+    event["headers"]["origin"] = "https://evil.example"
     assert bridge(event, Context()) == {"statusCode": 403}
-    event["headers"]["origin"] = "https://app.example"
+    event["headers"]["origin"] = "https://APP.example/"
     assert bridge(event, Context()) == {"statusCode": 200}
+
+
+def test_connect_without_origin_is_not_a_browser_and_is_allowed(
+    stack: Emulator, gateway: Gateway
+) -> None:
+    """The captured event has no Origin: only browsers send one, and the
+    allowlist guards against other web pages, as on the server."""
+    bridge = make_bridge(stack, gateway, BRIDGE_ALLOWED_ORIGINS="https://app.example")
+    assert "origin" not in {
+        name.lower() for name in captured("connect.json")["headers"]
+    }
+    assert bridge(captured("connect.json"), Context()) == {"statusCode": 200}
 
 
 def test_connect_hook_decides_with_401_or_403(
@@ -235,6 +248,25 @@ def test_a_message_event_streams_an_answer_to_the_client(
     assert text == "Turn 1 of this session. You said: from a captured event"
     session_id = TOKENS.verify(frames[0]["session"], None, time.time())
     assert session_id == derive_session_id(SECRET.encode(), connection_id)
+
+
+def test_an_invoke_timeout_of_zero_means_no_limit(
+    stack: Emulator, gateway: Gateway
+) -> None:
+    bridge = make_bridge(stack, gateway, BRIDGE_INVOKE_TIMEOUT="0")
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with connect(gateway.ws_url) as ws:
+            event = on_connection(captured("message.json"), live_connection_id(gateway))
+            event["body"] = encode_invoke("t0", {"prompt": "no limit"})
+            await asyncio.to_thread(bridge, event, Context())
+            return await frames_until_terminal(ws, FrameDecoder())
+
+    frames = asyncio.run(scenario())
+    assert frames[-1]["type"] == "end"
+    assert "".join(f["data"] for f in frames if f["type"] == "chunk").endswith(
+        "no limit"
+    )
 
 
 def test_posts_to_a_gone_connection_end_the_call_quietly(

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from .agentcore import parse_runtime_arn, validate_qualifier
 from .exceptions import ValidationError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "origin_allowed"]
 
 
 # (variable, parser, description, secret) of each setting, in the order of
@@ -36,6 +36,28 @@ def _setting(
 ) -> Any:
     _SPECS.append((env, parse, doc, secret))
     return default
+
+
+def origin_allowed(origin: str | None, allowed: tuple[str, ...] | list[str]) -> bool:
+    """Whether a client with this ``Origin`` header may connect.
+
+    ``allowed`` is ``BRIDGE_ALLOWED_ORIGINS``: empty, or containing ``*``,
+    allows every origin. Scheme and host compare case-insensitively (RFC
+    6454 section 4) and a trailing slash is ignored. A request without
+    ``Origin`` is allowed: browsers always send one on WebSocket upgrades
+    (RFC 6455 section 4.1), and the check exists to stop other web pages
+    from connecting with a visitor's browser; a program that is not a
+    browser can send any Origin it likes anyway. The server and the Lambda
+    adapter both decide with this function.
+    """
+    if not allowed or origin is None:
+        return True
+    wanted = _normalize_origin(origin)
+    return any(item == "*" or _normalize_origin(item) == wanted for item in allowed)
+
+
+def _normalize_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
 
 
 # Parsers take (variable name, raw text) and return the typed value.
@@ -271,7 +293,7 @@ class Settings(NamedTuple):
     session_ttl: float = _setting(
         "BRIDGE_SESSION_TTL",
         3600.0,
-        _seconds,
+        _positive_seconds,
         "Seconds a session resume token stays valid.",
     )
     allowed_origins: tuple[str, ...] = _setting(

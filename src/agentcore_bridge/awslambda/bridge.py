@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from .. import protocol
 from ..agentcore import Timeouts
-from ..config import Settings
+from ..config import Settings, origin_allowed
 from ..connections import endpoint_from_event
 from ..credentials import Credentials, CredentialSource, as_source
 from ..exceptions import (
@@ -279,15 +279,10 @@ class LambdaBridge:
         return {"statusCode": 200}
 
     def _origin_denied(self, event: Mapping[str, Any]) -> str | None:
-        allowed = self.settings.allowed_origins
-        if not allowed:
-            return None
         origin = _events.header(event, "Origin")
-        if origin is None:
-            return "no Origin header"
-        if origin not in allowed:
-            return "origin not allowed"
-        return None
+        if origin_allowed(origin, self.settings.allowed_origins):
+            return None
+        return "origin not allowed"
 
     def _start_warm_up(
         self, connection_id: str, session_id: str, context: LambdaContext
@@ -549,7 +544,12 @@ class LambdaBridge:
 
     def _time_limit(self, context: LambdaContext) -> float:
         remaining = context.get_remaining_time_in_millis() / 1000.0
-        return max(0.0, min(self.settings.invoke_timeout, remaining - _DEADLINE_MARGIN))
+        limit = remaining - _DEADLINE_MARGIN
+        if self.settings.invoke_timeout:
+            # BRIDGE_INVOKE_TIMEOUT=0 means no limit of the bridge's own, as
+            # on the server; the function's own timeout still applies.
+            limit = min(self.settings.invoke_timeout, limit)
+        return max(0.0, limit)
 
     # Warmers and warm-ups.
 

@@ -484,6 +484,7 @@ def main(argv: Sequence[str]) -> int:
             f"  export AGENTCORE_ENDPOINT_URL={url}",
             f"  export AGENTCORE_RUNTIME_ARN={runtime_arn}",
             f"  export AWS_REGION={config.region}",
+            f"  export AWS_DEFAULT_REGION={config.region}  # what boto3 reads",
         ]
         if custom_keys:
             key = config.credentials[0].access_key_id

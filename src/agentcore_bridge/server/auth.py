@@ -41,6 +41,7 @@ from typing import Final, TypeAlias
 
 from aiohttp import hdrs, web
 
+from ..config import origin_allowed as _origin_allowed
 from ..exceptions import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -174,22 +175,8 @@ async def authenticate(
 def origin_allowed(request: web.Request, allowed: Sequence[str]) -> bool:
     """Whether the request's ``Origin`` is in ``allowed``.
 
-    An empty ``allowed`` allows every origin, and so does the entry ``*``.
-    A request without ``Origin`` is allowed: browsers always send one on
-    WebSocket upgrades (RFC 6455 section 4.1), and the check exists to stop
-    other web pages from connecting with a visitor's browser; a program
-    that is not a browser can send any Origin it likes anyway.
+    The rule is :func:`agentcore_bridge.config.origin_allowed`: an empty
+    list or ``*`` allows every origin, a request without ``Origin`` (not a
+    browser) is allowed, and comparison ignores case.
     """
-    if not allowed:
-        return True
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is None:
-        return True
-    normalized = _normalize_origin(origin)
-    return any(item == "*" or _normalize_origin(item) == normalized for item in allowed)
-
-
-def _normalize_origin(origin: str) -> str:
-    # Scheme and host compare case-insensitively (RFC 6454 section 4); an
-    # allowlist entry may carry a trailing slash.
-    return origin.strip().rstrip("/").lower()
+    return _origin_allowed(request.headers.get(hdrs.ORIGIN), list(allowed))

@@ -64,7 +64,7 @@ _FLAGS: dict[str, tuple[str, str]] = {
         "BRIDGE_SHUTDOWN_TIMEOUT",
         "seconds from SIGTERM to exit (keep it under ECS's stopTimeout)",
     ),
-    "--log-level": ("BRIDGE_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "--log-level": ("BRIDGE_LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     "--log-format": ("BRIDGE_LOG_FORMAT", "json or text"),
 }
 
