@@ -18,7 +18,7 @@ Three layers, each usable on its own:
   most one fetch in flight.
 
 Importing this module loads only light standard-library modules: no
-botocore, no asyncio, no ``http.client``. Those are imported by the code
+botocore, no asyncio, no ``socket`` or ``ssl``. Those are imported by the code
 paths that need them, so a Lambda function whose credentials come from the
 environment never pays for them.
 """
