@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import platform
@@ -407,8 +408,11 @@ def venv_python(base: str) -> str | None:
         text=True,
         check=True,
     ).stdout.strip()
+    # One venv per checkout: its editable install points at ROOT, so a venv
+    # made from another checkout would measure that checkout's code.
+    checkout = hashlib.sha256(ROOT.encode()).hexdigest()[:8]
     venv = os.path.join(
-        tempfile.gettempdir(), f"agentcore-bridge-coldstart-py{version}"
+        tempfile.gettempdir(), f"agentcore-bridge-coldstart-py{version}-{checkout}"
     )
     python = os.path.join(venv, "bin", "python")
     marker = os.path.join(venv, ".installed")

@@ -1,4 +1,4 @@
-"""The pooled http.client transport against scripted loopback servers."""
+"""The pooled HTTP/1.1 transport against scripted loopback servers."""
 
 from __future__ import annotations
 

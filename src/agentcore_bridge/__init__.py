@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["AgentCoreClient", "AsyncAgentCoreClient", "Credentials", "__version__"]
 
 # The clients load on first use: the asyncio one pulls in aiohttp, and the
-# synchronous one http.client and ssl, none of which a caller that only
+# synchronous one socket and ssl, none of which a caller that only
 # signs requests should pay for.
 _LAZY = {
     "AgentCoreClient": "agentcore_bridge.sync.agentcore",

@@ -18,14 +18,13 @@ Three layers, each usable on its own:
   most one fetch in flight.
 
 Importing this module loads only light standard-library modules: no
-botocore, no asyncio, no ``http.client``. Those are imported by the code
+botocore, no asyncio, no ``socket`` or ``ssl``. Those are imported by the code
 paths that need them, so a Lambda function whose credentials come from the
 environment never pays for them.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
 import math
@@ -49,7 +48,6 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     import asyncio
-    import socket
 
 __all__ = [
     "BotocoreProvider",
@@ -280,7 +278,7 @@ _BACKOFF_SECONDS = 0.05
 
 
 class _Endpoint(NamedTuple):
-    """A validated container credentials URL, split for ``http.client``."""
+    """A validated container credentials URL, split into its parts."""
 
     https: bool
     host: str
@@ -431,32 +429,25 @@ class ContainerProvider:
         return token
 
     def _fetch(self, endpoint: _Endpoint, headers: dict[str, str]) -> Credentials:
-        import http.client  # noqa: PLC0415 - only container users pay for it
+        # Imported here: only container users pay for the transport.
+        from .agentcore import Timeouts  # noqa: PLC0415
+        from .exceptions import TimeoutError, TransportError  # noqa: PLC0415
+        from .sync.http import HTTPTransport  # noqa: PLC0415
 
-        connection_class = (
-            http.client.HTTPSConnection
-            if endpoint.https
-            else http.client.HTTPConnection
-        )
-        connection = connection_class(
-            endpoint.host, endpoint.port, timeout=self._timeout
-        )
+        # Every wait is bounded by the attempt's timeout, and the deadline
+        # bounds the attempt as a whole, even against an endpoint that
+        # trickles its answer.
+        timeout = self._timeout
+        timeouts = Timeouts(timeout, timeout, timeout, timeout)
         try:
-            deadline = time.monotonic() + self._timeout
-            connection.request("GET", endpoint.target, headers=headers)
-            # Kept: http.client drops connection.sock once it knows the
-            # server will close, but the response still reads from it.
-            sock = connection.sock
-            _set_remaining(sock, deadline)
-            with connection.getresponse() as response:
+            with (
+                HTTPTransport(timeouts=timeouts) as transport,
+                transport.request("GET", _request_url(endpoint), headers) as response,
+            ):
                 status = response.status
                 chunks: list[bytes] = []
                 size = 0
-                while True:
-                    _set_remaining(sock, deadline)
-                    chunk = response.read1(16384)
-                    if not chunk:
-                        break
+                while chunk := response.read1(16384):
                     size += len(chunk)
                     if size > _MAX_RESPONSE_BYTES:
                         raise CredentialsFetchError(
@@ -467,20 +458,19 @@ class ContainerProvider:
                         )
                     chunks.append(chunk)
             body = b"".join(chunks)
-        except builtins.TimeoutError as exc:
+        except TimeoutError as exc:
             raise CredentialsFetchError(
                 self.name,
                 f"{endpoint.display} did not answer within {self._timeout:g} s",
                 retryable=True,
             ) from exc
-        except (OSError, http.client.HTTPException) as exc:
+        except TransportError as exc:
+            cause = exc.__cause__ or exc
             raise CredentialsFetchError(
                 self.name,
-                f"cannot reach {endpoint.display} ({type(exc).__name__})",
+                f"cannot reach {endpoint.display} ({type(cause).__name__})",
                 retryable=True,
             ) from exc
-        finally:
-            connection.close()
 
         # The body is never quoted in errors: a 200 carries the secret, and
         # an error answer may echo what was sent.
@@ -538,14 +528,12 @@ class ContainerProvider:
         )
 
 
-def _set_remaining(sock: socket.socket, deadline: float) -> None:
-    # http.client applies its timeout to each socket operation; shrinking it
-    # to what is left of the attempt bounds the attempt as a whole, even
-    # against an endpoint that trickles its answer.
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise builtins.TimeoutError
-    sock.settimeout(remaining)
+def _request_url(endpoint: _Endpoint) -> str:
+    # The URL without its user info, which is never sent.
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    port = "" if endpoint.port is None else f":{endpoint.port}"
+    scheme = "https" if endpoint.https else "http"
+    return f"{scheme}://{host}{port}{endpoint.target}"
 
 
 def _split_endpoint(variable: str, url: str) -> _Endpoint:
