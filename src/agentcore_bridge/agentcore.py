@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
@@ -433,7 +433,7 @@ def stop_session_request(
     once and re-sign the same one for retries.
     """
     if client_token is None:
-        client_token = secrets.token_hex(20)
+        client_token = os.urandom(20).hex()  # secrets would import random
     elif re.fullmatch(_CLIENT_TOKEN_PATTERN, client_token) is None:
         raise ValidationError(
             "clientToken",

@@ -34,10 +34,11 @@ Error messages name fields and rules, never the content of a payload.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import os
 import re
-import secrets
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -651,7 +652,8 @@ def new_message_id() -> str:
     from several processes at once (Lambda environments) that share no
     counter.
     """
-    return secrets.token_urlsafe(9)
+    # os.urandom rather than secrets, whose import loads random.
+    return base64.urlsafe_b64encode(os.urandom(9)).decode("ascii")
 
 
 def split_frame(

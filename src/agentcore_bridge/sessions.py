@@ -29,8 +29,8 @@ from __future__ import annotations
 import base64
 import hmac
 import math
+import os
 import re
-import secrets
 from collections.abc import Sequence
 from typing import Final
 
@@ -72,7 +72,8 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 def new_session_id() -> str:
     """A new random session id: 64 hex characters (256 bits)."""
-    return secrets.token_hex(32)
+    # os.urandom rather than secrets, whose import loads random.
+    return os.urandom(32).hex()
 
 
 def derive_session_id(secret: bytes, key: str) -> str:

@@ -28,7 +28,6 @@ the session on a later connection (docs/lambda.md).
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -227,6 +226,8 @@ class LambdaBridge:
         self._transport.reset()
         self._agent_transport.reset()
         self._credentials.invalidate()
+        import random  # noqa: PLC0415 - off the cold start
+
         random.seed()
 
     # $connect.

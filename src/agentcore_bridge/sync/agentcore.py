@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -277,6 +276,8 @@ class AgentCoreClient:
                     continue
                 if not should_retry(exc) or attempt >= self.retries.max_attempts:
                     raise
+                import random  # noqa: PLC0415 - off the cold start
+
                 delay = self.retries.delay(attempt, random.uniform)
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise

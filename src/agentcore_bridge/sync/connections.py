@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -142,6 +141,8 @@ class ConnectionsClient:
             except (ConnectionsError, TransportError) as exc:
                 if not _should_retry(exc) or attempt >= self.retries.max_attempts:
                     raise
+                import random  # noqa: PLC0415 - off the cold start
+
                 delay = self.retries.delay(attempt, random.uniform)
                 if time.monotonic() + delay >= deadline:
                     raise
