@@ -19,6 +19,7 @@ from typing import NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import __version__, sigv4
+from ._value import Value
 from .credentials import Credentials
 from .exceptions import AgentCoreError, TimeoutError, TransportError, ValidationError
 from .sessions import derive_session_id, new_session_id
@@ -125,14 +126,21 @@ _DNS_SUFFIX = {
 }
 
 
-class RuntimeArn(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class RuntimeArn(Value):
     """The parts of an agent runtime ARN."""
 
-    arn: str
-    partition: str
-    region: str
-    account: str
-    runtime_id: str
+    __slots__ = ("account", "arn", "partition", "region", "runtime_id")
+    _fields = ("arn", "partition", "region", "account", "runtime_id")
+
+    def __init__(
+        self, arn: str, partition: str, region: str, account: str, runtime_id: str
+    ) -> None:
+        self.arn = arn
+        self.partition = partition
+        self.region = region
+        self.account = account
+        self.runtime_id = runtime_id
 
 
 def parse_runtime_arn(arn: str) -> RuntimeArn:
@@ -258,16 +266,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class Target(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class Target(Value):
     """One agent runtime endpoint, resolved and validated.
 
     Build it with :func:`resolve_target`; every request builder takes one.
     """
 
-    runtime_arn: str
-    region: str
-    endpoint: str
-    qualifier: str | None = None
+    __slots__ = ("endpoint", "qualifier", "region", "runtime_arn")
+    _fields = ("runtime_arn", "region", "endpoint", "qualifier")
+
+    def __init__(
+        self, runtime_arn: str, region: str, endpoint: str, qualifier: str | None = None
+    ) -> None:
+        self.runtime_arn = runtime_arn
+        self.region = region
+        self.endpoint = endpoint
+        self.qualifier = qualifier
 
 
 def resolve_target(
@@ -362,17 +377,24 @@ def encode_payload(payload: object) -> bytes:
 # Requests.
 
 
-class PreparedRequest(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class PreparedRequest(Value):
     """A request ready to send: method, full URL, headers and body.
 
     Builders return it unsigned; :func:`sign_request` returns a signed
     copy. The ``repr`` hides the signature, the session token and the body.
     """
 
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes = b""
+    __slots__ = ("body", "headers", "method", "url")
+    _fields = ("method", "url", "headers", "body")
+
+    def __init__(
+        self, method: str, url: str, headers: dict[str, str], body: bytes = b""
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
 
     def __repr__(self) -> str:
         shown = {

@@ -25,8 +25,9 @@ import codecs
 import json
 import re
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any
 
+from ._value import Value
 from .exceptions import AgentError, ProtocolError
 
 __all__ = [
@@ -52,7 +53,8 @@ _LINE_END = r"\r\n|\r|\n"
 _BOM = "\ufeff"
 
 
-class ServerSentEvent(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class ServerSentEvent(Value):
     """One dispatched event: its type, its data and the last event id.
 
     ``event`` is ``"message"`` when the stream named no type. ``data`` joins
@@ -61,9 +63,13 @@ class ServerSentEvent(NamedTuple):
     standard says), ``""`` when none was set.
     """
 
-    data: str
-    event: str = "message"
-    id: str = ""
+    __slots__ = ("data", "event", "id")
+    _fields = ("data", "event", "id")
+
+    def __init__(self, data: str, event: str = "message", id: str = "") -> None:
+        self.data = data
+        self.event = event
+        self.id = id
 
 
 class SSEParser:
@@ -208,7 +214,8 @@ def parse_events(chunks: Iterable[bytes]) -> list[ServerSentEvent]:
 # The agent layer.
 
 
-class AgentEvent(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class AgentEvent(Value):
     """One piece of agent output.
 
     ``data`` is the JSON value of the event's data, or its text when that
@@ -217,9 +224,13 @@ class AgentEvent(NamedTuple):
     ``""`` for a JSON answer).
     """
 
-    data: Any
-    event: str = "message"
-    id: str = ""
+    __slots__ = ("data", "event", "id")
+    _fields = ("data", "event", "id")
+
+    def __init__(self, data: Any, event: str = "message", id: str = "") -> None:
+        self.data = data
+        self.event = event
+        self.id = id
 
 
 def agent_error_from(value: Any) -> AgentError:
