@@ -15,7 +15,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import __version__, sigv4
@@ -665,14 +664,8 @@ def _status_phrase(status: int) -> str:
 # Timeouts and retries: plain values shared by the sync and asyncio clients.
 
 
-class _TimeoutValues(NamedTuple):
-    connect: float
-    first_byte: float
-    idle: float
-    total: float | None
-
-
-class Timeouts(_TimeoutValues):
+# Plain classes rather than NamedTuples, for import time (see _value).
+class Timeouts(Value):
     """The bounded waits of one call, in seconds.
 
     - ``connect``: TCP and TLS set-up of a new connection;
@@ -686,15 +679,16 @@ class Timeouts(_TimeoutValues):
     Raises :class:`ValidationError` for a value that is not a positive number.
     """
 
-    __slots__ = ()
+    __slots__ = ("connect", "first_byte", "idle", "total")
+    _fields = ("connect", "first_byte", "idle", "total")
 
-    def __new__(
-        cls,
+    def __init__(
+        self,
         connect: float = 10.0,
         first_byte: float = 120.0,
         idle: float = 300.0,
         total: float | None = 3600.0,
-    ) -> Timeouts:
+    ) -> None:
         values = {"connect": connect, "first_byte": first_byte, "idle": idle}
         if total is not None:
             values["total"] = total
@@ -703,16 +697,13 @@ class Timeouts(_TimeoutValues):
                 raise ValidationError(f"timeouts.{name}", "must be a number")
             if not value > 0:
                 raise ValidationError(f"timeouts.{name}", "must be positive")
-        return super().__new__(cls, connect, first_byte, idle, total)
+        self.connect = connect
+        self.first_byte = first_byte
+        self.idle = idle
+        self.total = total
 
 
-class _RetryValues(NamedTuple):
-    max_attempts: int
-    base_delay: float
-    max_delay: float
-
-
-class Retries(_RetryValues):
+class Retries(Value):
     """How often and how patiently a failed call is sent again.
 
     ``max_attempts`` counts the first try (1 disables retries). The wait
@@ -721,11 +712,12 @@ class Retries(_RetryValues):
     spreads the retries of many clients apart.
     """
 
-    __slots__ = ()
+    __slots__ = ("base_delay", "max_attempts", "max_delay")
+    _fields = ("max_attempts", "base_delay", "max_delay")
 
-    def __new__(
-        cls, max_attempts: int = 3, base_delay: float = 0.1, max_delay: float = 5.0
-    ) -> Retries:
+    def __init__(
+        self, max_attempts: int = 3, base_delay: float = 0.1, max_delay: float = 5.0
+    ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise ValidationError("retries.max_attempts", "must be an integer")
         if max_attempts < 1:
@@ -734,7 +726,9 @@ class Retries(_RetryValues):
             raise ValidationError(
                 "retries.base_delay", "must be between 0 and retries.max_delay"
             )
-        return super().__new__(cls, max_attempts, base_delay, max_delay)
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
 
     def delay(self, retry: int, uniform: Callable[[float, float], float]) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first)."""
@@ -779,12 +773,19 @@ def should_retry(error: BaseException) -> bool:
 # Configuration from the environment.
 
 
-class EnvSettings(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class EnvSettings(Value):
     """The client settings read from the environment."""
 
-    runtime_arn: str
-    qualifier: str | None
-    endpoint_url: str | None
+    __slots__ = ("endpoint_url", "qualifier", "runtime_arn")
+    _fields = ("runtime_arn", "qualifier", "endpoint_url")
+
+    def __init__(
+        self, runtime_arn: str, qualifier: str | None, endpoint_url: str | None
+    ) -> None:
+        self.runtime_arn = runtime_arn
+        self.qualifier = qualifier
+        self.endpoint_url = endpoint_url
 
 
 def settings_from_env(environ: Mapping[str, str]) -> EnvSettings:

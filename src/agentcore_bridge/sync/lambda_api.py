@@ -11,10 +11,11 @@ SigV4 for ``lambda``; this module makes it over the pooled transport of
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import quote
 
 from .. import sigv4
+from .._value import Value
 from ..agentcore import USER_AGENT, Timeouts, validate_region
 from ..credentials import Credentials, CredentialSource, as_source
 from ..exceptions import ServiceError, TransportError, ValidationError
@@ -37,7 +38,8 @@ def lambda_endpoint(region: str) -> str:
     return f"https://lambda.{validate_region(region)}.amazonaws.com"
 
 
-class InvokeResult(NamedTuple):
+# A plain class rather than a NamedTuple, for import time (see _value).
+class InvokeResult(Value):
     """The answer to one invocation.
 
     ``status`` is 202 for ``Event``, 200 for ``RequestResponse``;
@@ -46,9 +48,13 @@ class InvokeResult(NamedTuple):
     when the function raised), else ``None``.
     """
 
-    status: int
-    payload: Any
-    function_error: str | None
+    __slots__ = ("function_error", "payload", "status")
+    _fields = ("status", "payload", "function_error")
+
+    def __init__(self, status: int, payload: Any, function_error: str | None) -> None:
+        self.status = status
+        self.payload = payload
+        self.function_error = function_error
 
 
 class LambdaClient:
