@@ -9,9 +9,14 @@ a dozen of them. Subclasses list their fields in ``_fields`` and set them in
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-_V = TypeVar("_V", bound="Value")
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    # Only for the checker: at run time typing would compile the string
+    # bound during the import.
+    _V = TypeVar("_V", bound="Value")
 
 
 class Value:
