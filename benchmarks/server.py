@@ -13,7 +13,8 @@ server. Then, from this process:
 2. **Sustained invocations per second**: ``--concurrency`` invocations
    kept running back to back for ``--seconds``, through the bridge (one
    WebSocket each) and straight to the emulator, alternating over
-   ``--rounds`` rounds.
+   ``--rounds`` rounds; with the bridge's CPU time per invocation and the
+   WebSocket messages its frames took (fewer than frames when batched).
 3. **Idle connections**: ``--connections`` WebSockets opened in batches
    (raw asyncio streams, so the client stays small) and held for
    ``--hold`` seconds while the bridge pings them every 5 s and they
@@ -44,12 +45,14 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections import deque
 from typing import Any
 
 import aiohttp
 
 from agentcore_bridge import Credentials
 from agentcore_bridge.aio.agentcore import AsyncAgentCoreClient
+from agentcore_bridge.client import FrameDecoder
 from agentcore_bridge.local.agentcore import (
     DEFAULT_RUNTIME_ARN,
     LOCAL_ACCESS_KEY_ID,
@@ -165,6 +168,27 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+class FrameReader:
+    """The frames of a bridge WebSocket one by one, as a client sees them.
+
+    A message may carry several frames (a batch) or part of one; the count
+    of messages shows how many WebSocket messages the frames took.
+    """
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse[bool]) -> None:
+        self.ws = ws
+        self.decoder = FrameDecoder()
+        self.messages = 0
+        self._pending: deque[dict[str, Any]] = deque()
+
+    async def next(self) -> dict[str, Any]:
+        while not self._pending:
+            message = await self.ws.receive()
+            self.messages += 1
+            self._pending.extend(self.decoder.feed(message.data, time.monotonic()))
+        return self._pending.popleft()
+
+
 # 1. Time to first chunk.
 
 
@@ -183,7 +207,8 @@ async def first_chunk_times(
             bridge_url.replace("http", "ws", 1) + "/ws", max_msg_size=0
         ) as ws,
     ):
-        await ws.receive()  # the session frame
+        frames = FrameReader(ws)
+        await frames.next()  # the session frame
 
         async def through_bridge(n: int) -> float:
             id = f"b{n}"
@@ -193,7 +218,7 @@ async def first_chunk_times(
             )
             first = 0.0
             while True:
-                frame = json.loads((await ws.receive()).data)
+                frame = await frames.next()
                 if frame["type"] == "chunk" and not first:
                     first = time.perf_counter() - start
                 if frame["type"] in ("end", "error"):
@@ -223,39 +248,45 @@ async def first_chunk_times(
 # 2. Sustained invocations per second.
 
 
-async def bridge_rate(url: str, concurrency: int, seconds: float) -> float:
+async def bridge_rate(
+    url: str, concurrency: int, seconds: float
+) -> tuple[float, float]:
+    """Invocations per second, and WebSocket messages per invocation."""
     done = 0
     async with aiohttp.ClientSession() as http:
         sockets = [
             await http.ws_connect(url.replace("http", "ws", 1) + "/ws", max_msg_size=0)
             for _ in range(concurrency)
         ]
-        for ws in sockets:
-            await ws.receive()
+        readers = [FrameReader(ws) for ws in sockets]
+        for reader in readers:
+            await reader.next()
+        messages_before = sum(reader.messages for reader in readers)
         deadline = time.perf_counter() + seconds
 
-        async def worker(ws: aiohttp.ClientWebSocketResponse[bool], w: int) -> None:
+        async def worker(reader: FrameReader, w: int) -> None:
             nonlocal done
             n = 0
             while time.perf_counter() < deadline:
                 n += 1
                 id = f"w{w}-{n}"
-                await ws.send_str(
+                await reader.ws.send_str(
                     json.dumps({"type": "invoke", "id": id, "payload": PAYLOAD})
                 )
                 while True:
-                    frame = json.loads((await ws.receive()).data)
+                    frame = await reader.next()
                     if frame["type"] in ("end", "error") and frame["id"] == id:
                         assert frame["type"] == "end", frame
                         break
                 done += 1
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker(ws, w) for w, ws in enumerate(sockets)))
+        await asyncio.gather(*(worker(reader, w) for w, reader in enumerate(readers)))
         elapsed = time.perf_counter() - start
+        messages = sum(reader.messages for reader in readers) - messages_before
         for ws in sockets:
             await ws.close()
-    return done / elapsed
+    return done / elapsed, messages / done
 
 
 async def direct_rate(url: str, concurrency: int, seconds: float) -> float:
@@ -481,6 +512,7 @@ def main() -> None:
 
         rates: dict[str, list[float]] = {"bridge": [], "direct": []}
         cpu: dict[str, list[float]] = {"bridge": [], "servers": []}
+        messages: list[float] = []
         for n in range(args.rounds):
             order = ["bridge", "direct"] if n % 2 == 0 else ["direct", "bridge"]
             for name in order:
@@ -492,9 +524,10 @@ def main() -> None:
                     )
                     continue
                 before = cpu_seconds(bridge.pid), cpu_seconds(servers.pid)
-                rate = asyncio.run(
+                rate, per_invocation = asyncio.run(
                     bridge_rate(bridge_url, args.concurrency, args.seconds)
                 )
+                messages.append(per_invocation)
                 count = rate * args.seconds
                 cpu["bridge"].append((cpu_seconds(bridge.pid) - before[0]) / count)
                 cpu["servers"].append((cpu_seconds(servers.pid) - before[1]) / count)
@@ -505,6 +538,7 @@ def main() -> None:
         results["cpu_us_per_invocation"] = {
             name: statistics.median(values) * 1e6 for name, values in cpu.items()
         }
+        results["messages_per_invocation"] = statistics.median(messages)
 
         results["idle_connections"] = {
             "bridge": asyncio.run(
@@ -553,6 +587,10 @@ def report(results: dict[str, Any]) -> None:
     print("\nCPU per invocation through the bridge (us)")
     print(f"  {'bridge process':<26} {cpu['bridge']:8.0f}")
     print(f"  {'agent + emulator process':<26} {cpu['servers']:8.0f}")
+    print(
+        f"  {'WebSocket messages':<26} {results['messages_per_invocation']:8.1f}"
+        " per invocation"
+    )
     print("\nidle connections              bridge   bare aiohttp")
     held = results["idle_connections"]
     for key in ("opened", "failed", "alive_after_hold", "counted_by_healthz"):

@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
-from hypothesis import settings
+import pytest
+from hypothesis import HealthCheck, settings
 
 # The test machines are shared and small: a property test's examples may be
 # slowed down by a neighbour at any time, so hypothesis must not turn a slow
-# example into a failure. What a test checks is behaviour, never speed.
-settings.register_profile("agentcore-bridge", deadline=None)
+# example (no deadline) or slow data generation (the too_slow health check)
+# into a failure. What a test checks is behaviour, never speed.
+settings.register_profile(
+    "agentcore-bridge",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("agentcore-bridge")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a property test whose own settings bring timing back.
+
+    ``@settings(...)`` on a test starts from the profile above, but an
+    explicit ``deadline=`` or ``suppress_health_check=`` replaces its value.
+    """
+    offenders = []
+    for item in items:
+        function = getattr(item, "function", None)
+        chosen = getattr(function, "_hypothesis_internal_use_settings", None)
+        if chosen is None:
+            continue
+        if chosen.deadline is not None or (
+            HealthCheck.too_slow not in chosen.suppress_health_check
+        ):
+            offenders.append(item.nodeid)
+    if offenders:
+        raise pytest.UsageError(
+            "property tests must run without a deadline and without the "
+            "too_slow health check (see tests/conftest.py): " + ", ".join(offenders)
+        )

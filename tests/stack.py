@@ -276,3 +276,18 @@ def asgi_agent(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join()
         sock.close()
+        _stop_worker_loop(app)
+
+
+def _stop_worker_loop(app: Any) -> None:
+    # BedrockAgentCoreApp runs async handlers on an event loop in a thread of
+    # its own, started on first use and never stopped (the app has no call
+    # for it): stop it, so that no test leaves a thread behind.
+    loop = getattr(app, "_worker_loop", None)
+    worker = getattr(app, "_worker_thread", None)
+    if loop is None or worker is None:
+        return
+    loop.call_soon_threadsafe(loop.stop)
+    worker.join(10)
+    if not worker.is_alive():
+        loop.close()

@@ -66,7 +66,7 @@ class CredentialsEndpoint:
         self.seen_tokens: list[str | None] = []
         self.seen_paths: list[str] = []
         self.release = threading.Event()
-        self._lock = threading.Lock()
+        self._seen = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -85,11 +85,22 @@ class CredentialsEndpoint:
         environ.update(extra)
         return environ
 
+    def wait_for_fetches(self, count: int, timeout: float = 10.0) -> int:
+        """Wait until ``count`` requests have arrived; return how many did.
+
+        A client that gave up on a request returns before the server's
+        thread has necessarily read it.
+        """
+        with self._seen:
+            self._seen.wait_for(lambda: len(self.seen_tokens) >= count, timeout)
+            return len(self.seen_tokens)
+
     def handle(self, request: BaseHTTPRequestHandler) -> None:
-        with self._lock:
+        with self._seen:
             self.seen_tokens.append(request.headers.get("Authorization"))
             self.seen_paths.append(request.path)
             number = len(self.seen_tokens)
+            self._seen.notify_all()
         # The client may have given up already (the timeout tests).
         with contextlib.suppress(OSError):
             self._answer(request, number)
@@ -368,7 +379,7 @@ def test_hanging_endpoint_fails_after_timeout_and_retries(
     error = fetch_error(ContainerProvider(endpoint.environ(), timeout=0.2, retries=1))
     assert "did not answer within 0.2 s" in str(error)
     assert error.retryable
-    assert endpoint.fetches == 2
+    assert endpoint.wait_for_fetches(2) == 2
 
 
 @pytest.mark.timeout(20)

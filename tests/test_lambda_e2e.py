@@ -467,7 +467,9 @@ def options_gateway(stack: Emulator) -> Iterator[Gateway]:
         code_dir=str(HANDLERS),
         env=env,
         credentials=stack.credentials,
-        integration_timeout=1.0,
+        # Short enough for a stream to outlive it, long enough for a cold
+        # $connect on a busy machine (a slower one would be refused with 504).
+        integration_timeout=2.0,
         max_concurrency=4,
     ) as running:
         yield running
@@ -522,13 +524,14 @@ def test_warm_up_runs_the_session_first_and_disconnect_stops_it(
 def test_an_invocation_outlives_the_integration_timeout(
     options_gateway: Gateway,
 ) -> None:
-    """After 1 s API Gateway says it timed out; the stream goes on to its end."""
+    """After 2 s API Gateway says it timed out; the stream goes on to its end."""
 
     async def scenario() -> Received:
         received = Received()
         url = options_gateway.ws_url + "?key=open-sesame"
         async with connect(url, origin="https://app.example") as ws:  # type: ignore[arg-type]
-            payload = {"prompt": "slow", "words": 40, "delay": 0.05}
+            # 4 s of answer: twice the integration timeout.
+            payload = {"prompt": "slow", "words": 40, "delay": 0.1}
             await ws.send(encode_invoke("slow", payload))
             await received.finish(ws, "slow")
         return received

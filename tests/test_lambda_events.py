@@ -29,7 +29,11 @@ from agentcore_bridge.awslambda._events import classify, warmer_spec
 from agentcore_bridge.client import FrameDecoder, encode_invoke
 from agentcore_bridge.config import Settings
 from agentcore_bridge.exceptions import AuthenticationError, ValidationError
-from agentcore_bridge.sessions import SessionTokens, derive_session_id
+from agentcore_bridge.sessions import (
+    SessionTokens,
+    derive_session_id,
+    session_fingerprint,
+)
 from apigw_stack import Gateway, local_apigw
 from stack import Emulator, local_stack
 
@@ -417,7 +421,7 @@ def test_lifecycle_logs_are_json_lines_without_payloads_or_secrets(
     bridge = make_bridge(stack, gateway)
     prompt = "a secret plan for the weekend"
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with connect(gateway.ws_url) as ws:
             connection_id = live_connection_id(gateway)
             bridge(on_connection(captured("connect.json"), connection_id), Context())
@@ -426,9 +430,11 @@ def test_lifecycle_logs_are_json_lines_without_payloads_or_secrets(
             await asyncio.to_thread(bridge, event, Context())
             await frames_until_terminal(ws, FrameDecoder())
             bridge(on_connection(captured("disconnect.json"), connection_id), Context())
+        return connection_id
 
     with caplog.at_level(logging.INFO, "agentcore_bridge.lambda"):
-        asyncio.run(scenario())
+        connection_id = asyncio.run(scenario())
+    session_id = derive_session_id(SECRET.encode(), connection_id)
     lines = [
         json.loads(r.getMessage())
         for r in caplog.records
@@ -438,7 +444,9 @@ def test_lifecycle_logs_are_json_lines_without_payloads_or_secrets(
     assert events == ["connect", "invoke_start", "invoke_end", "disconnect"]
     for line in lines:
         assert line["connectionId"] and line["requestId"]
-        assert len(line["session"]) == 16
+        assert line["session"] == session_fingerprint(session_id)
+    assert session_id not in caplog.text
+    assert session_id[:8] not in caplog.text
     assert lines[2]["chunks"] == 13
     assert lines[2]["messages"] >= 1
     assert prompt not in caplog.text

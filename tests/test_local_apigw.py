@@ -80,9 +80,15 @@ async def async_wait_until(predicate: Callable[[], Any], timeout: float = 10.0) 
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
+    """The events the recorder handler has written completely so far.
+
+    The handler may be writing a record while the test reads: the text
+    after the last newline is a record still being written, left out.
+    """
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    *complete, _ = path.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line) for line in complete if line]
 
 
 def routes(records: list[dict[str, Any]]) -> list[str]:
@@ -500,17 +506,24 @@ def test_idle_connection_closes_with_1001_even_while_pinging(recorder: Any) -> N
 
 
 def test_data_messages_keep_a_connection_alive(recorder: Any) -> None:
-    with recorder(idle_timeout=0.8) as gateway:
+    idle_timeout = 1.2
+    with recorder(idle_timeout=idle_timeout) as gateway:
+
+        def counted() -> int:
+            return int(gateway.stats()["counters"]["messages"])
 
         async def session() -> tuple[int, int]:
             async with connect(gateway.ws_url) as ws:
-                for _ in range(16):  # 1.6 s, twice the idle timeout
+                # Twice the idle timeout, with pauses far shorter than it, so
+                # that a busy machine cannot stretch one into a timeout.
+                for _ in range(48):
                     await ws.send("tick")
-                    await asyncio.sleep(0.1)
-                messages = gateway.stats()["counters"]["messages"]
-                return messages, await close_code(ws)
+                    await asyncio.sleep(idle_timeout / 24)
+                # The emulator may not have read the last ticks yet.
+                await async_wait_until(lambda: counted() >= 48)
+                return counted(), await close_code(ws)
 
-        assert asyncio.run(session()) == (16, 1001)
+        assert asyncio.run(session()) == (48, 1001)
 
 
 def test_connection_closes_after_the_maximum_duration(recorder: Any) -> None:
@@ -626,14 +639,21 @@ def test_handler_error_on_a_message_sends_internal_server_error() -> None:
     assert set(reply) == {"message", "connectionId", "requestId"}
 
 
-def test_integration_timeout_stops_waiting_but_later_posts_arrive() -> None:
-    config = {"integration_timeout": 0.3, "route_responses": ["$default"]}
+def test_integration_timeout_stops_waiting_but_later_posts_arrive(
+    tmp_path: Path,
+) -> None:
+    # Long enough for a cold $connect on a busy machine; the message's
+    # handler waits for the test, so it times out whatever the timeout.
+    config = {"integration_timeout": 2.0, "route_responses": ["$default"]}
+    go_on = tmp_path / "go-on"
     with local_apigw("slow:handler", **config) as gateway:
 
         async def session() -> list[Any]:
             async with connect(gateway.ws_url) as ws:
-                await ws.send(json.dumps({"sleep": 0.8}))
-                received = [json.loads(await ws.recv()), await ws.recv()]
+                await ws.send(json.dumps({"until": str(go_on)}))
+                received = [json.loads(await ws.recv())]
+                go_on.touch()
+                received.append(await ws.recv())
                 # The handler has returned once the pool counts it; its
                 # result must not reach the client any more.
                 await async_wait_until(lambda: gateway.stats()["invocations"] == 2)

@@ -109,7 +109,8 @@ def test_warm_environment_keeps_its_module_globals() -> None:
 def test_event_arriving_while_the_environment_is_busy_starts_cold() -> None:
     with local_apigw("counter:handler") as gateway:
         first = invoke(gateway, {})[1]
-        invoke(gateway, {"sleep": 1.0}, InvocationType="Event")
+        # Busy until the third invocation (the next one) has started.
+        invoke(gateway, {"until_started": 3}, InvocationType="Event")
         wait_until(lambda: gateway.stats()["environments_busy"] == 1)
         second = invoke(gateway, {})[1]
         stats = gateway.stats()
@@ -151,7 +152,9 @@ def test_websocket_messages_share_warm_environments_until_they_overlap() -> None
             async with connect(gateway.ws_url) as ws:
                 await ws.send("{}")
                 after_connect = json.loads(await ws.recv())
-                await ws.send(json.dumps({"sleep": 0.5}))
+                # Runs until the next message's invocation (the fourth,
+                # after $connect) has started, so that the two overlap.
+                await ws.send(json.dumps({"until_started": 4}))
                 await ws.send("{}")
                 overlapping = [json.loads(await ws.recv()) for _ in range(2)]
                 return [after_connect, *overlapping]
@@ -214,13 +217,15 @@ def test_environment_killed_while_idle_is_not_used_again() -> None:
 
 
 def test_function_timeout_ends_the_invocation_and_the_environment() -> None:
-    with local_apigw("counter:handler", function_timeout=0.5) as gateway:
+    # The quick invocations must finish within the timeout too, however
+    # busy the machine: it is far longer than they take.
+    with local_apigw("counter:handler", function_timeout=2.0) as gateway:
         _, first = invoke(gateway, {})
-        failed, error = invoke(gateway, {"sleep": 5})
+        failed, error = invoke(gateway, {"sleep": 30})
         _, after = invoke(gateway, {})
     assert failed["FunctionError"] == "Unhandled"
     assert error["errorType"] == "Sandbox.Timedout"
-    assert "Task timed out after 0.50 seconds" in error["errorMessage"]
+    assert "Task timed out after 2.00 seconds" in error["errorMessage"]
     assert after["pid"] != first["pid"]
 
 
@@ -369,3 +374,18 @@ def test_stopping_the_emulator_ends_every_worker() -> None:
         pids = wait_until(lambda: len(p := gateway.stats()["worker_pids"]) == 3 and p)
         wait_until(lambda: gateway.stats()["environments_busy"] == 3)
     assert not any(alive(pid) for pid in pids)
+
+
+def test_a_worker_that_exits_as_its_grace_period_ends_needs_no_kill() -> None:
+    """Stopping a worker that asyncio has just reaped is not an error."""
+    import sys
+
+    from agentcore_bridge.local._lambda_pool import _kill
+
+    async def scenario() -> int | None:
+        process = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+        await process.wait()
+        _kill(process)
+        return process.returncode
+
+    assert asyncio.run(scenario()) == 0

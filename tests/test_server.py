@@ -16,7 +16,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from agentcore_bridge.client import FrameDecoder
 from agentcore_bridge.protocol import encode_cancel, encode_invoke
+from agentcore_bridge.sessions import session_fingerprint
 from server_helpers import Bridge, ProtocolClient, bridge_stack, wait_for
 
 SLOW = {"words": 200, "delay": 0.05}  # about 10 s of output
@@ -343,16 +345,19 @@ def test_a_client_that_vanishes_mid_stream_closes_the_upstream_stream(
 
 def test_aiohttp_clients_work_too(bridge: Bridge) -> None:
     async def scenario() -> list[dict[str, Any]]:
+        # A message may carry several frames (a batch): decode as a client must.
+        decoder = FrameDecoder()
         async with (
             aiohttp.ClientSession() as http,
             http.ws_connect(bridge.ws_url()) as ws,
         ):
-            frames = [json.loads((await ws.receive()).data)]
+            frames = decoder.feed((await ws.receive()).data, time.monotonic())
             await ws.send_str(
                 json.dumps({"type": "invoke", "id": "a1", "payload": {"prompt": "aio"}})
             )
             while frames[-1]["type"] != "end":
-                frames.append(json.loads((await ws.receive()).data))
+                message = await ws.receive()
+                frames += decoder.feed(message.data, time.monotonic())
             return frames
 
     frames = run(scenario())
@@ -475,12 +480,22 @@ def test_logs_never_carry_tokens_or_payloads_even_at_debug(
             return token
 
         token = run(scenario())
+        session_id = bridge.server.tokens.verify(token, None, time.time())
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "invocation p started" in text
     assert "sending chunk" in text
     assert token not in text
     assert token.split(".")[1] not in text
     assert "secret-payload-words" not in text
+    # Sessions appear as the fingerprint the Lambda adapter logs too, never
+    # as the id or a part of it (the emulators play AWS and may log them).
+    ours = "\n".join(
+        record.getMessage()
+        for record in caplog.records
+        if not record.name.startswith("agentcore_bridge.local")
+    )
+    assert f"session {session_fingerprint(session_id)}" in ours
+    assert session_id[:8] not in ours
 
 
 def test_every_invocation_ends_exactly_once_whatever_happens_to_it() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 
 import pytest
 from hypothesis import given
@@ -21,6 +23,7 @@ from agentcore_bridge.sessions import (
     SessionTokens,
     derive_session_id,
     new_session_id,
+    session_fingerprint,
 )
 
 SECRET = b"s" * 32
@@ -85,6 +88,22 @@ def test_derive_refuses_short_secret_and_empty_key() -> None:
 
 def test_derive_accepts_keys_with_lone_surrogates() -> None:
     assert SESSION_ID_PATTERN.fullmatch(derive_session_id(SECRET, "a\udc80"))
+
+
+@given(session_id=session_ids)
+def test_fingerprints_are_16_hex_digits_stable_and_hold_no_part_of_the_id(
+    session_id: str,
+) -> None:
+    fingerprint = session_fingerprint(session_id)
+    assert re.fullmatch("[0-9a-f]{16}", fingerprint)
+    assert fingerprint == session_fingerprint(session_id)
+    assert fingerprint == hashlib.sha256(session_id.encode()).hexdigest()[:16]
+    assert session_id[:8] not in fingerprint
+
+
+def test_different_sessions_have_different_fingerprints() -> None:
+    made = {session_fingerprint(new_session_id()) for _ in range(1000)}
+    assert len(made) == 1000
 
 
 # Tokens.

@@ -27,6 +27,7 @@ the first alphanumeric (:data:`SESSION_ID_PATTERN`).
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import math
 import os
@@ -45,6 +46,7 @@ __all__ = [
     "SessionTokens",
     "derive_session_id",
     "new_session_id",
+    "session_fingerprint",
 ]
 
 #: AgentCore's ``runtimeSessionId``: 33 to 256 characters by the request
@@ -91,6 +93,18 @@ def derive_session_id(secret: bytes, key: str) -> str:
     subkey = _subkey(secret, _SESSION_ID_LABEL)
     message = key.encode("utf-8", "surrogatepass")
     return hmac.digest(subkey, message, "sha256").hex()
+
+
+def session_fingerprint(session_id: str) -> str:
+    """A short, stable stand-in for ``session_id`` in logs: 16 hex digits.
+
+    The first 16 hex digits of the SHA-256 of the id: enough to follow one
+    session through the logs of every adapter, useless to reach it. A
+    session id is a secret (whoever knows it can continue the session with
+    AWS credentials for the runtime), and any part of it is part of the
+    secret, so logs carry this instead of the id or a prefix of it.
+    """
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class SessionTokens:

@@ -2,6 +2,10 @@
 
 ``$connect`` answers with the status in the query parameter ``status``
 (200 when absent) and raises when the query has ``fail``.
+
+Each record is one ``write`` on a descriptor opened for appending, so the
+records of environments running at once never interleave; a reader may
+still see the last record half written, and takes only complete lines.
 """
 
 from __future__ import annotations
@@ -11,8 +15,14 @@ import os
 
 
 def handler(event, context):
-    with open(os.environ["RECORD_FILE"], "a", encoding="utf-8") as record:
-        record.write(json.dumps(event) + "\n")
+    record = (json.dumps(event) + "\n").encode("utf-8")
+    descriptor = os.open(
+        os.environ["RECORD_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+    )
+    try:
+        os.write(descriptor, record)
+    finally:
+        os.close(descriptor)
     if event["requestContext"]["routeKey"] == "$connect":
         query = event.get("queryStringParameters") or {}
         if "fail" in query:

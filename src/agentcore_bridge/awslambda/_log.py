@@ -1,9 +1,10 @@
 """Lifecycle log lines of the Lambda adapter: one line per event.
 
 Every line is logged by ``agentcore_bridge.lambda`` with the event's name
-and its fields: the connection id, the request ids, a hash of the agent
-session id (the id itself opens the session, so it is never written) and
-counts. Payloads, tokens and credentials are never among the fields.
+and its fields: the connection id, the request ids, the fingerprint of the
+agent session id (``sessions.session_fingerprint``: the id itself opens the
+session, so it is never written) and counts. Payloads, tokens and
+credentials are never among the fields.
 The line is JSON (``BRIDGE_LOG_FORMAT=json``, the default) or
 ``name key=value ...`` text, rendered only when the level is enabled; the
 same fields are on the record as ``record.bridge`` for a formatter of
@@ -12,10 +13,11 @@ one's own. ``docs/logging.md`` lists the events and their levels.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from typing import Any
+
+from ..sessions import session_fingerprint
 
 logger = logging.getLogger("agentcore_bridge.lambda")
 
@@ -53,7 +55,7 @@ class LifecycleLog:
 
 
 def session_hash(session_id: str | None) -> str | None:
-    """A short, stable digest of a session id, to follow a session in logs."""
+    """The ``session`` field of a line: the id's fingerprint, if there is an id."""
     if session_id is None:
         return None
-    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+    return session_fingerprint(session_id)

@@ -17,6 +17,7 @@ the error document Lambda would report (``errorMessage``, ``errorType``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -144,7 +145,7 @@ class _Environment:
             )
         if self.state == "stopped":
             # The pool closed while the process was starting.
-            self._process.kill()
+            _kill(self._process)
             await self._process.wait()
             return _runtime_error("Runtime.Stopped", "the emulator is stopping")
         assert self._process.stderr is not None
@@ -235,7 +236,7 @@ class _Environment:
         try:
             return await asyncio.wait_for(self._process.wait(), 2.0)
         except asyncio.TimeoutError:
-            self._process.kill()
+            _kill(self._process)
             return await self._process.wait()
 
     async def stop(self, grace: float = 1.0) -> None:
@@ -252,7 +253,7 @@ class _Environment:
                     raise asyncio.TimeoutError
                 await asyncio.wait_for(process.wait(), grace)
             except asyncio.TimeoutError:
-                process.kill()
+                _kill(process)
                 await process.wait()
         if self._log_task is not None:
             # The pipe closes when the process exits; let the last lines out.
@@ -302,6 +303,18 @@ class _Environment:
 
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace").rstrip("\r")
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """Kill ``process`` unless it has exited already.
+
+    A process that exits just as a grace period runs out is reaped by
+    asyncio while the timed-out wait is being cancelled; asyncio then
+    refuses to signal it with :class:`ProcessLookupError`. It is gone, which
+    is what the kill was for.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
 
 
 def _runtime_error(

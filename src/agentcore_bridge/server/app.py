@@ -51,7 +51,7 @@ from ..exceptions import (
     SessionTokenError,
     ValidationError,
 )
-from ..sessions import SessionTokens, new_session_id
+from ..sessions import SessionTokens, new_session_id, session_fingerprint
 from .auth import (
     BEARER_PROTOCOL_PREFIX,
     SUBPROTOCOL,
@@ -239,7 +239,7 @@ class BridgeServer:
                 connection.id,
                 request.remote,
                 principal,
-                session_id[:8],
+                session_fingerprint(session_id),
             )
             try:
                 await connection.run(resume_error)
@@ -326,7 +326,7 @@ class BridgeServer:
                 connection_id,
                 request.remote,
                 principal,
-                session_id[:8],
+                session_fingerprint(session_id),
             )
             try:
                 side, code = await pipe.run()
@@ -446,6 +446,7 @@ class BridgeServer:
             send_buffer_bytes=settings.send_buffer_bytes,
             heartbeat=settings.ping_interval or None,
             compress=settings.compression,
+            message_limit=settings.message_limit_bytes,
         )
 
     # The agent's WebSocket.
@@ -533,10 +534,12 @@ class BridgeServer:
     async def _stop_session(self, session_id: str) -> None:
         try:
             await self.client.stop_session(session_id)
-            logger.info("stopped session %s", session_id[:8])
+            logger.info("stopped session %s", session_fingerprint(session_id))
         except Exception as exc:  # noqa: BLE001 - best effort, reported below
             logger.warning(
-                "could not stop session %s: %s", session_id[:8], failure_summary(exc)
+                "could not stop session %s: %s",
+                session_fingerprint(session_id),
+                failure_summary(exc),
             )
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:

@@ -3,9 +3,10 @@
 A :class:`BridgeConnection` reads the client's frames in one loop and runs
 each accepted ``invoke`` as its own task, so several invocations stream at
 once and a ``cancel`` or ``ping`` is answered while they do. Every frame to
-the client goes through the connection's :class:`~.sockets.ClientSocket`,
-whose bounded buffer makes a slow client pause the agent streams it is fed
-from (see ``sockets.py``).
+the client is queued on the connection's :class:`~.sockets.ClientSocket`,
+which sends the frames that wait together as one ``batch`` message, in
+order, and whose bounded queue and buffer make a slow client pause the
+agent streams it is fed from (see ``sockets.py``).
 
 The protocol's promise, that every accepted ``invoke`` ends in exactly one
 ``end`` or ``error``, rests on :class:`~agentcore_bridge.invocation.InvocationFrames`
@@ -49,6 +50,7 @@ from ..protocol import (
     parse_client_frame,
     split_frame,
 )
+from ..sessions import session_fingerprint
 
 if TYPE_CHECKING:
     from .app import BridgeServer
@@ -311,7 +313,9 @@ class BridgeConnection:
                 # The client resumed another of its sessions (after a
                 # reconnect): it becomes this connection's session.
                 logger.info(
-                    "connection %s: resumed session %s", self.id, session_id[:8]
+                    "connection %s: resumed session %s",
+                    self.id,
+                    session_fingerprint(session_id),
                 )
                 self.session_id = session_id
                 self._sessions_used.add(session_id)
@@ -334,7 +338,7 @@ class BridgeConnection:
             "connection %s: invocation %s started in session %s",
             self.id,
             record.id,
-            record.session_id[:8],
+            session_fingerprint(record.session_id),
         )
         try:
             terminal: str | None
@@ -463,8 +467,8 @@ class BridgeConnection:
         )
         try:
             for part in parts:
-                await self.socket.send_str(part)
-        except (ConnectionError, RuntimeError) as exc:
+                await self.socket.send_frame(part)
+        except ConnectionError as exc:
             raise _ClientGoneError from exc
 
     async def _send_session(self) -> None:
@@ -486,12 +490,16 @@ class BridgeConnection:
             async with self.server.client.invoke(payload, session_id=session_id) as s:
                 async for _ in s:
                     pass
-            logger.info("connection %s: session %s warmed up", self.id, session_id[:8])
+            logger.info(
+                "connection %s: session %s warmed up",
+                self.id,
+                session_fingerprint(session_id),
+            )
         except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs time
             logger.warning(
                 "connection %s: warm-up of session %s failed: %s",
                 self.id,
-                session_id[:8],
+                session_fingerprint(session_id),
                 failure_summary(exc),
             )
 

@@ -15,10 +15,21 @@ makes none for ``BRIDGE_SLOW_CLIENT_TIMEOUT`` seconds is found by the
 :class:`SendWatchdog` (one timer for the whole process, not one per frame),
 which hands it to its owner to close with 1008.
 
-Closing: :meth:`ClientSocket.close` sends the close frame and waits for the
-client's answer for a short while; when the client does not answer (or does
-not even read the close frame) the TCP connection is aborted, so a close
-never hangs, whatever the client does.
+Batching. Protocol frames go through :meth:`ClientSocket.send_frame`,
+which queues them for one sender task per connection. The task starts when
+the first frame is queued and runs at the event loop's next turn, so it
+never waits for more frames: it sends what is queued by then, as one
+``batch`` message when there are several (within the message limit; a
+``part`` goes alone), and ends when the queue is empty. An agent that
+writes many events at once thus costs one WebSocket message and one
+``send`` system call, not one per chunk. The queue holds at most one
+message's worth of frames; further senders wait for room, which keeps the
+flow control above intact. Frames leave in the order they were queued.
+
+Closing: :meth:`ClientSocket.close` sends what is queued, then the close
+frame, and waits for the client's answer for a short while; when the
+client does not answer (or does not even read the close frame) the TCP
+connection is aborted, so a close never hangs, whatever the client does.
 """
 
 from __future__ import annotations
@@ -30,6 +41,8 @@ from collections.abc import Callable, Iterable
 from typing import Final
 
 from aiohttp import web
+
+from ..protocol import DEFAULT_SPLIT_LIMIT, batch_size, encode_batch, utf8_size
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -45,6 +58,9 @@ CLOSE_TIMEOUT: Final = 2.0
 # A close frame's reason is at most 123 bytes (RFC 6455 section 5.5: control
 # frames carry at most 125 bytes, 2 of which are the code).
 _MAX_REASON_BYTES = 123
+# A split frame's parts go in messages of their own (a batch never carries
+# a part).
+_PART_PREFIX = '{"type":"part"'
 
 
 def close_reason(text: str) -> bytes:
@@ -61,6 +77,11 @@ class ClientSocket:
     Build it with :meth:`accept`. ``on_stalled`` is called (once) by the
     watchdog when the client has not read anything for the slow-client
     timeout while frames wait for it; the owner then closes the socket.
+
+    A socket carries either protocol frames, through :meth:`send_frame`
+    (queued and batched), or raw messages, through :meth:`send_str` and
+    :meth:`send_bytes` (sent at once): mixing both on one socket would
+    reorder them.
     """
 
     def __init__(
@@ -68,6 +89,8 @@ class ClientSocket:
         ws: web.WebSocketResponse,
         request: web.Request,
         watchdog: SendWatchdog,
+        *,
+        message_limit: int = DEFAULT_SPLIT_LIMIT,
     ) -> None:
         self.ws = ws
         self.request = request
@@ -76,11 +99,19 @@ class ClientSocket:
         self.sent_close_code: int | None = None
         self._watchdog = watchdog
         self._waiting = 0
-        #: Frames sent so far; the watchdog compares it between its rounds.
+        #: Messages sent so far; the watchdog compares it between its rounds.
         self.sent = 0
         self.seen_sent = 0
         self.stalled_since: float | None = None
         self._closing: asyncio.Task[None] | None = None
+        # The frame queue: encoded frames with their UTF-8 sizes, the sender
+        # task while it runs, and an event for senders waiting for room.
+        self._message_limit = message_limit
+        self._queue: list[tuple[str, int]] = []
+        self._queued_bytes = 0
+        self._sender: asyncio.Task[None] | None = None
+        self._room: asyncio.Event | None = None
+        self._broken = False
 
     @classmethod
     async def accept(
@@ -93,6 +124,7 @@ class ClientSocket:
         send_buffer_bytes: int,
         heartbeat: float | None,
         compress: bool,
+        message_limit: int = DEFAULT_SPLIT_LIMIT,
     ) -> ClientSocket:
         """Complete the upgrade of ``request`` and return the socket.
 
@@ -101,6 +133,8 @@ class ClientSocket:
         ``max_message_bytes`` makes aiohttp close the connection with 1009.
         ``heartbeat`` is the ping interval (``None``: no pings); a peer that
         does not answer a ping within half of it is dropped.
+        ``message_limit`` is the largest message :meth:`send_frame` builds
+        (in UTF-8 bytes).
         """
         ws = web.WebSocketResponse(
             protocols=tuple(protocols),
@@ -117,12 +151,117 @@ class ClientSocket:
         transport = request.transport
         if transport is not None:
             transport.set_write_buffer_limits(high=send_buffer_bytes)
-        return cls(ws, request, watchdog)
+        return cls(ws, request, watchdog, message_limit=message_limit)
 
     @property
     def closed(self) -> bool:
         """Whether this side closed, or the connection is gone."""
         return self.ws.closed or self._closing is not None
+
+    async def send_frame(self, text: str) -> None:
+        """Queue one encoded protocol frame for the client.
+
+        ``text`` must fit the message limit (split larger frames first).
+        Returns once the frame is queued, which is at once unless a
+        message's worth of frames already waits: then it waits for room
+        (the client reads slowly). Queued frames go out in order; see the
+        module's docstring for how they are batched.
+
+        Raises :class:`ConnectionError` when the socket is closing or the
+        connection is gone; the caller stops sending. A frame queued just
+        before the connection fails is lost with it.
+        """
+        while self._queued_bytes >= self._message_limit and not self._unusable:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+        if self._unusable:
+            raise ConnectionResetError("the client connection is closing or gone")
+        size = utf8_size(text)
+        self._queue.append((text, size))
+        self._queued_bytes += size
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send_queued())
+
+    @property
+    def _unusable(self) -> bool:
+        return self._broken or self._closing is not None or self.ws.closed
+
+    async def _send_queued(self) -> None:
+        # The queue's one consumer: a message at a time, until it is empty.
+        try:
+            while self._queue:
+                message, size = self._next_message()
+                self._begin()
+                try:
+                    await self.ws.send_str(message)
+                finally:
+                    self._end()
+                self._queued_bytes -= size
+                if self._queued_bytes < self._message_limit:
+                    self._wake_waiting()
+        except (ConnectionError, RuntimeError) as exc:
+            # Closing or gone: what is queued can no longer arrive.
+            logger.debug("sending to a client failed: %s", type(exc).__name__)
+            self._drop_queue()
+        except asyncio.CancelledError:
+            # An aborted connection, or a close that could not wait longer.
+            self._drop_queue()
+            raise
+        except Exception:
+            logger.exception("sending to a client failed inside the bridge")
+            self._drop_queue()
+        finally:
+            self._sender = None
+
+    def _next_message(self) -> tuple[str, int]:
+        """Take the next message off the queue: one frame, or a batch of several."""
+        queue = self._queue
+        first, first_size = queue[0]
+        count, total = 1, first_size
+        if not first.startswith(_PART_PREFIX):
+            limit = self._message_limit
+            while count < len(queue):
+                text, size = queue[count]
+                if text.startswith(_PART_PREFIX) or (
+                    batch_size(total + size, count + 1) > limit
+                ):
+                    break
+                count += 1
+                total += size
+        if count == 1:
+            del queue[0]
+            return first, first_size
+        frames = [text for text, _ in queue[:count]]
+        del queue[:count]
+        return encode_batch(frames), total
+
+    def _drop_queue(self) -> None:
+        self._broken = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()
+
+    async def _flush(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the queue to be sent; drop it after."""
+        sender = self._sender
+        if sender is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(sender), max(timeout, 0.0))
+        except asyncio.TimeoutError:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        except asyncio.CancelledError:
+            # The sender was cancelled (an abort) unless this task was.
+            if not sender.done():
+                raise
 
     async def send_str(self, text: str) -> None:
         """Send one text frame; wait while the client's buffer is full.
@@ -179,13 +318,18 @@ class ClientSocket:
         return self._closing
 
     async def _close(self, code: int, reason: str) -> None:
+        # The frames queued before the close go first (a terminal frame,
+        # say), within the same time limit as the handshake.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSE_TIMEOUT
+        await self._flush(CLOSE_TIMEOUT)
         self._watchdog.unwatch(self)
         if not self.ws.closed:
             self.sent_close_code = code
             try:
                 await asyncio.wait_for(
                     self.ws.close(code=code, message=close_reason(reason)),
-                    CLOSE_TIMEOUT,
+                    max(deadline - loop.time(), 0.0),
                 )
             except (asyncio.TimeoutError, ConnectionError, RuntimeError) as exc:
                 logger.debug("close handshake did not finish: %s", type(exc).__name__)
@@ -200,6 +344,9 @@ class ClientSocket:
     def abort(self) -> None:
         """Drop the TCP connection at once, without a close frame."""
         self._watchdog.unwatch(self)
+        self._drop_queue()
+        if self._sender is not None:
+            self._sender.cancel()
         transport = self.request.transport
         if transport is not None:
             transport.abort()

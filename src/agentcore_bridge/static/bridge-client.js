@@ -15,8 +15,8 @@
  *
  * The client reconnects with exponential backoff, joins split ("part")
  * frames, unpacks "batch" frames, delivers each invocation's chunks in
- * "seq" order, and keeps the
- * bridge's session token (in localStorage when it can) to send it with
+ * "seq" order, and keeps the bridge's session token (in localStorage when
+ * it can). It sends the token in the URL of every (re)connect and with
  * every invoke, so an agent session survives a reconnect or a page reload.
  * The wire format is described in docs/protocol.md.
  */
@@ -29,6 +29,10 @@
   const ID_PATTERN = /^[!#-[\]-~]{1,64}$/;
 
   const DEFAULT_STORAGE_KEY = "agentcore-bridge.session";
+
+  // The query parameter that resumes a session on connect.
+  const SESSION_PARAMETER = "session";
+  const RESUME_MODES = ["url", "invoke"];
 
   // How many chunks that arrived ahead of a missing one are kept per
   // invocation before the invocation is failed.
@@ -249,6 +253,21 @@
     return Math.random().toString(16).slice(2, 14);
   }
 
+  // `url` with the query parameter `name` set to `value`.
+  function withQuery(url, name, value) {
+    if (typeof root.URL === "function") {
+      try {
+        const parsed = new root.URL(url);
+        parsed.searchParams.set(name, value);
+        return parsed.toString();
+      } catch (_) { /* not an absolute URL: edit the text below */ }
+    }
+    const hash = url.indexOf("#");
+    const base = hash < 0 ? url : url.slice(0, hash);
+    const separator = base.includes("?") ? "&" : "?";
+    return `${base}${separator}${encodeURIComponent(name)}=${encodeURIComponent(value)}`;
+  }
+
   function report(error) {
     if (typeof root.reportError === "function") root.reportError(error);
     else if (root.console) root.console.error(error);
@@ -262,6 +281,16 @@
    *   storage      {getItem, setItem, removeItem} for the session token
    *                (default: localStorage when usable; null keeps it in memory)
    *   storageKey   key in storage (default "agentcore-bridge.session")
+   *   resume       how the saved token resumes its session on connect:
+   *                "url" (default) adds it as the `session` query parameter
+   *                of every (re)connect, so that the session a bridge
+   *                announces on connect (the server does) is the resumed
+   *                one; "invoke" keeps it out of URLs and sends it with
+   *                invokes only, which suits a bridge that announces
+   *                sessions only with answers (the Lambda adapter)
+   *   protocols    WebSocket subprotocols to offer: a string, an array, or
+   *                a function returning one, called at every (re)connect
+   *                (for example () => ["agentcore-bridge", "bearer." + token])
    *   backoff      {initialMs: 500, maxMs: 30000, factor: 2}: reconnect
    *                delays, with full jitter; reset once a frame arrives
    *   keepAliveMs  ping period while connected (default 50000, 0 = never):
@@ -282,6 +311,11 @@
       this._WebSocket = o.WebSocket || root.WebSocket;
       this._storage = o.storage === undefined ? defaultStorage() : o.storage;
       this._storageKey = o.storageKey || DEFAULT_STORAGE_KEY;
+      this._resume = o.resume === undefined ? "url" : o.resume;
+      if (!RESUME_MODES.includes(this._resume)) {
+        throw new TypeError(`resume must be one of ${RESUME_MODES.join(", ")}`);
+      }
+      this._protocols = o.protocols;
       const backoff = o.backoff || {};
       this._initialMs = backoff.initialMs === undefined ? 500 : backoff.initialMs;
       this._maxMs = backoff.maxMs === undefined ? 30000 : backoff.maxMs;
@@ -424,7 +458,7 @@
     _open() {
       let socket;
       try {
-        socket = new this._WebSocket(this.url);
+        socket = this._newSocket();
       } catch (error) {
         this._safe("onError", error);
         this._scheduleReconnect();
@@ -457,6 +491,18 @@
       };
       // Errors are followed by a close event, which does the work.
       socket.onerror = () => {};
+    }
+
+    _newSocket() {
+      // Both are worked out again at every (re)connect: the token may have
+      // changed since the last one, and so may a bearer token.
+      const current = this._resume === "url" ? this.session : null;
+      const url = current ? withQuery(this.url, SESSION_PARAMETER, current.session) : this.url;
+      const protocols = typeof this._protocols === "function"
+        ? this._protocols()
+        : this._protocols;
+      if (protocols === undefined || protocols === null) return new this._WebSocket(url);
+      return new this._WebSocket(url, protocols);
     }
 
     _scheduleReconnect() {

@@ -4,14 +4,14 @@
  * session token in localStorage and reconnects by itself.
  *
  * The bridge starts a session for every new connection and announces it
- * in a "session" frame. To carry the conversation over a reload or a
- * reconnect, the page puts the saved token in the connection URL
- * (?session=...): the bridge then resumes that session instead.
+ * in a "session" frame, unless the connection URL names a session to
+ * resume. The client does that by itself (its "resume" option is "url" by
+ * default): it puts the saved token in the URL of every (re)connect, so
+ * the conversation carries over a reload or a reconnect.
  */
 (function () {
   "use strict";
 
-  const STORAGE_KEY = "agentcore-bridge.session";  // the client's default key
   const transcript = document.getElementById("transcript");
   const form = document.getElementById("composer");
   const prompt = document.getElementById("prompt");
@@ -23,21 +23,9 @@
   let client = null;
   let current = null;  // the invocation streaming now
 
-  function savedToken() {
-    try {
-      const saved = JSON.parse(window.localStorage.getItem(STORAGE_KEY));
-      if (saved && typeof saved.session === "string" && saved.expires * 1000 > Date.now()) {
-        return saved.session;
-      }
-    } catch (_) { /* no storage: every load starts a new session */ }
-    return null;
-  }
-
   function bridgeUrl() {
     const url = new URL("/ws", window.location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    const token = savedToken();
-    if (token) url.searchParams.set("session", token);
     return url.toString();
   }
 
@@ -73,8 +61,6 @@
         setStatus("connected", "connected");
       },
       onClose(event) {
-        // Reconnect into the same session: the URL carries the latest token.
-        if (event.willReconnect) client.url = bridgeUrl();
         setStatus(event.willReconnect ? "reconnecting" : "closed",
           event.willReconnect ? `reconnecting (closed with ${event.code})` : "disconnected");
       },
@@ -142,6 +128,7 @@
     connect();
   });
 
-  if (savedToken()) addNotice("Resuming the session saved by this browser.");
   connect();
+  // Nothing has arrived yet: a session now is the one saved by this browser.
+  if (client.session) addNotice("Resuming the session saved by this browser.");
 })();
