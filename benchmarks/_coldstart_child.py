@@ -2,7 +2,7 @@
 
     python _coldstart_child.py import   SPEC CODE_DIR [PRELOAD]
     python _coldstart_child.py message  SPEC CODE_DIR EVENT
-    python _coldstart_child.py snapstart SPEC CODE_DIR EVENT STAND_IN_DIR
+    python _coldstart_child.py snapstart SPEC CODE_DIR EVENT STAND_IN_DIR [PRIME]
 
 ``SPEC`` is the handler as ``module:function``, imported with ``CODE_DIR``
 first on ``sys.path`` (Lambda's task root). The child prints one JSON line
@@ -25,7 +25,10 @@ with what it measured, including its peak resident memory, and exits.
   event. ``restored_at`` is on the ``time.monotonic`` clock, which on Linux
   is shared by every process, so the parent can compare it with the time
   the first post reached it (``message`` reports ``started_at`` and
-  ``imported_at`` on that clock too).
+  ``imported_at`` on that clock too). With ``PRIME``, a second event file,
+  the handler first handles that event during INIT, as a function that
+  primes itself in a before-snapshot hook does: its pooled connections
+  are then open when the snapshot is taken, and dropped at the restore.
 
 Before the handler, this script imports only ``importlib`` and ``json``
 (the Lambda runtime's bootstrap imports both, and more, before it imports
@@ -113,15 +116,24 @@ def handle_message(spec: str, code_dir: str, event_file: str) -> dict:
     }
 
 
-def simulate_restore(spec: str, code_dir: str, event_file: str, stand_in: str) -> dict:
+def simulate_restore(
+    spec: str, code_dir: str, event_file: str, stand_in: str, prime_file: str | None
+) -> dict:
     sys.path.insert(0, stand_in)
     import snapshot_restore_py
 
     with open(event_file) as file:
         event = json.load(file)
+    prime = None
+    if prime_file:
+        with open(prime_file) as file:
+            prime = json.load(file)
     started = time.perf_counter()
     handler = load(spec, code_dir)
     imported = time.perf_counter()
+    if prime is not None:
+        handler(prime, Context())
+    primed = time.perf_counter()
     before_hooks = snapshot_restore_py.get_before_snapshot()
     before_count = len(before_hooks)
     while before_hooks:
@@ -144,7 +156,8 @@ def simulate_restore(spec: str, code_dir: str, event_file: str, stand_in: str) -
     done = time.perf_counter()
     return {
         "import_ms": (imported - started) * 1000,
-        "before_snapshot_ms": (snapshotted - imported) * 1000,
+        "prime_ms": (primed - imported) * 1000,
+        "before_snapshot_ms": (snapshotted - primed) * 1000,
         "after_restore_ms": (hooks_done - restore_started) * 1000,
         "handler_ms": (done - hooks_done) * 1000,
         "before_snapshot_hooks": before_count,
@@ -211,7 +224,8 @@ def main() -> None:
     elif mode == "message":
         answer = handle_message(spec, code_dir, rest[0])
     elif mode == "snapstart":
-        answer = simulate_restore(spec, code_dir, rest[0], rest[1])
+        prime = rest[2] if len(rest) > 2 else None
+        answer = simulate_restore(spec, code_dir, rest[0], rest[1], prime)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     answer["peak_rss_kib"] = peak_rss_kib()

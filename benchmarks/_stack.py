@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 
 @dataclass
@@ -142,7 +143,11 @@ def _post_json(url: str, body: Any) -> None:
 
 @dataclass(frozen=True)
 class Post:
-    """One ``@connections`` POST: when it arrived (``time.monotonic``), what."""
+    """One ``@connections`` POST: when it arrived (``time.monotonic``), what.
+
+    ``connection_id`` is decoded from the URL's last segment, in which the
+    caller percent-encoded it.
+    """
 
     at: float
     connection_id: str
@@ -173,7 +178,7 @@ class ConnectionsRecorder:
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                connection_id = self.path.rsplit("/", 1)[-1]
+                connection_id = unquote(self.path.rsplit("/", 1)[-1])
                 recorder._record(Post(arrived, connection_id, data))
 
             def log_message(self, format: str, *args: Any) -> None:

@@ -15,7 +15,14 @@ Every number is a median over fresh interpreters, ours and the reference
    each in a throwaway venv under /tmp).
 4. SnapStart, simulated: import, before-snapshot hooks, every TCP
    connection shut down, then after-restore hooks and the message; the
-   restored path is timed from the restore to the first chunk.
+   restored path is timed from the restore to the first chunk. A second
+   variant primes the handler with one message before the snapshot, so
+   that pooled connections are open when it is taken and dead after it.
+
+Each interpreter's results end with the budgets (import and first chunk
+at most a quarter of the reference's wall time and half its peak memory;
+the library's own import under 15 ms), and with where the import's time
+goes: ``python -X importtime``, summed per top-level module.
 
     .venv/bin/python benchmarks/coldstart.py [--rounds 15] [--chart docs/cold-start.png]
         [--save results.json] [--markdown]
@@ -40,8 +47,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from _chart import write_bar_chart
-from _stack import ConnectionsRecorder, Post, Stack, servers
+from _chart import Bar, write_bar_chart
+from _stack import ConnectionsRecorder, Post, Stack, frames_of, servers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -73,8 +80,47 @@ def sides(empty_dir: str, handler: str, code_dir: str | None) -> tuple[Side, Sid
     return ours, reference
 
 
-#: The reference registers no SnapStart hooks: nothing to compare.
-NO_RATIO = frozenset({"before_snapshot_ms", "after_restore_ms"})
+#: No ratio for these: the reference registers no SnapStart hooks, and
+#: the interpreter's start and the harness are the same on both sides.
+NO_RATIO = frozenset(
+    {
+        "before_snapshot_ms",
+        "after_restore_ms",
+        "prime_ms",
+        "primed_connections_dropped",
+        "interpreter_start_ms",
+        "preamble_ms",
+    }
+)
+
+#: What only a handler with SnapStart hooks has.
+NO_HOOKS = frozenset({"before_snapshot_ms", "after_restore_ms"})
+
+#: The cold-start budgets: (label, metric, what the bound applies to, bound).
+#: A "ratio" bound is the least reference / ours; an "ours" bound is the
+#: most our median may be, in its metric's unit.
+BUDGETS = (
+    ("import: at most 1/4 of the reference's wall time", "import_ms", "ratio", 4.0),
+    (
+        "import: at most 1/2 of the reference's peak memory",
+        "import_peak_rss_mib",
+        "ratio",
+        2.0,
+    ),
+    (
+        "first chunk: at most 1/4 of the reference's wall time",
+        "first_chunk_ms",
+        "ratio",
+        4.0,
+    ),
+    (
+        "first chunk: at most 1/2 of the reference's peak memory",
+        "message_peak_rss_mib",
+        "ratio",
+        2.0,
+    ),
+    ("the library's own import under 15 ms", "own_import_ms", "ours", 15.0),
+)
 
 
 # Fresh interpreters.
@@ -162,12 +208,19 @@ def message_event(connection_id: str) -> dict[str, Any]:
 
 
 def carries_output(post: Post) -> bool:
-    """Whether a post holds agent output (not a session token or a pong)."""
+    """Whether a post holds agent output.
+
+    The reference posts each ``data:`` value as it is (any JSON, or text);
+    the bridge posts protocol frames, alone or in a ``batch``, and only a
+    ``chunk`` among them is agent output (not a ``session`` or a ``pong``).
+    """
     try:
         frame = json.loads(post.data)
     except ValueError:
         return True
-    return not (isinstance(frame, dict) and frame.get("type") in {"session", "pong"})
+    if not (isinstance(frame, dict) and isinstance(frame.get("type"), str)):
+        return True
+    return any(f.get("type") == "chunk" for f in frames_of(post.data.decode()))
 
 
 # The measurements, one fresh interpreter each.
@@ -245,14 +298,14 @@ class Runner:
         )
 
     def measure_first_chunk(self, side: Side) -> None:
-        event_file = self._event_file()
+        event_file, connection_id = self._event_file()
         child = run_child(
             self.python,
             ["message", side.spec, side.code_dir, event_file],
             self.env,
             self.recorder.clear,
         )
-        first = self._first_output(side)
+        first = self._first_output(side, connection_id)
         report = child.report
         self.add(side, "first_chunk_ms", (first.at - child.started) * 1000)
         self.add(
@@ -269,14 +322,14 @@ class Runner:
         self.add(side, "message_peak_rss_mib", child.peak_rss_mib)
 
     def measure_snapstart(self, side: Side) -> None:
-        event_file = self._event_file()
+        event_file, connection_id = self._event_file()
         child = run_child(
             self.python,
             ["snapstart", side.spec, side.code_dir, event_file, STAND_IN],
             self.env,
             self.recorder.clear,
         )
-        first = self._first_output(side)
+        first = self._first_output(side, connection_id)
         report = child.report
         self.add(side, "snap_import_ms", report["import_ms"])
         self.add(side, "before_snapshot_ms", report["before_snapshot_ms"])
@@ -291,17 +344,44 @@ class Runner:
             connections_dropped=report["connections_dropped"],
         )
 
-    def _event_file(self) -> str:
-        self._connections += 1
-        path = os.path.join(self.workdir, "event.json")
-        with open(path, "w") as file:
-            json.dump(message_event(f"Bench{self._connections:010d}c="), file)
-        return path
+    def measure_primed_snapstart(self, side: Side) -> None:
+        """SnapStart after a priming message: the snapshot holds open sockets."""
+        prime_file, _ = self._event_file("prime.json")
+        event_file, connection_id = self._event_file()
+        child = run_child(
+            self.python,
+            ["snapstart", side.spec, side.code_dir, event_file, STAND_IN, prime_file],
+            self.env,
+            self.recorder.clear,
+        )
+        first = self._first_output(side, connection_id)
+        report = child.report
+        self.add(side, "prime_ms", report["prime_ms"])
+        self.add(side, "primed_connections_dropped", report["connections_dropped"])
+        self.add(
+            side,
+            "primed_restored_first_chunk_ms",
+            (first.at - report["restored_at"]) * 1000,
+        )
 
-    def _first_output(self, side: Side) -> Post:
-        for post in self.recorder.wait_for(1, timeout=5):
-            if carries_output(post):
-                return post
+    def _event_file(self, name: str = "event.json") -> tuple[str, str]:
+        """A fresh connection's MESSAGE event in ``name``; its path and id."""
+        self._connections += 1
+        connection_id = f"Bench{self._connections:010d}c="
+        path = os.path.join(self.workdir, name)
+        with open(path, "w") as file:
+            json.dump(message_event(connection_id), file)
+        return path, connection_id
+
+    def _first_output(self, side: Side, connection_id: str) -> Post:
+        """The first post of agent output to ``connection_id``, once it arrived."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            posts = self.recorder.posts()
+            for post in posts:
+                if post.connection_id == connection_id and carries_output(post):
+                    return post
+            self.recorder.wait_for(len(posts) + 1, timeout=deadline - time.monotonic())
         raise RuntimeError(f"{side.name}: no agent output was posted")
 
 
@@ -341,6 +421,12 @@ def measure(
             if snapstart:
                 for side in order:
                     runner.measure_snapstart(side)
+                for side in order:
+                    runner.measure_primed_snapstart(side)
+        breakdown = {
+            side.name: import_breakdown(python, runner.env, side, rounds)
+            for side in (ours, reference)
+        }
 
     medians = {
         name: {metric: statistics.median(values) for metric, values in metrics.items()}
@@ -380,9 +466,111 @@ def measure(
         "medians": medians,
         "reference_over_ours": ratios,
         "paired_ratio_median": paired,
+        "budgets": budgets(medians["ours"], ratios, paired),
+        "import_breakdown": breakdown,
         "samples": runner.samples,
         "details": runner.details,
     }
+
+
+def budgets(
+    ours: dict[str, float], ratios: dict[str, float], paired: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Each budget with the measured value and whether it was met.
+
+    A ratio budget is judged on the ratio of the medians; the paired ratio
+    is reported next to it.
+    """
+    verdicts = []
+    for label, metric, kind, bound in BUDGETS:
+        if metric not in ours:
+            continue
+        if kind == "ratio":
+            value = ratios.get(metric, 0.0)
+            met = value >= bound
+        else:
+            value = ours[metric]
+            met = value < bound
+        verdicts.append(
+            {
+                "budget": label,
+                "metric": metric,
+                "kind": kind,
+                "bound": bound,
+                "value": value,
+                "paired": paired.get(metric) if kind == "ratio" else None,
+                "met": met,
+            }
+        )
+    return verdicts
+
+
+# Where the import's time goes.
+
+
+def import_breakdown(
+    python: str, env: dict[str, str], side: Side, rounds: int
+) -> list[dict[str, Any]]:
+    """The handler's import under ``-X importtime``, per top-level module.
+
+    Each fresh interpreter imports ``importlib`` and ``json`` first, as the
+    child does, then the handler's module; only what that second import
+    loads is counted. Self times are summed per top-level name
+    (``logging`` with ``logging.handlers``, ``agentcore_bridge`` with all
+    its modules) and the medians over ``rounds`` runs are returned, largest
+    first. ``-X importtime`` adds its own overhead, so the sum is a little
+    above the import times measured without it.
+    """
+    module = side.spec.partition(":")[0]
+    # __import__, not importlib.import_module: -X importtime reports only
+    # imports that go through the import statement's machinery, and would
+    # leave out the handler's module itself (for the reference: creating
+    # its two boto3 clients, which its module does at import).
+    script = (
+        "import importlib, json, sys\n"
+        f"sys.path.insert(0, {side.code_dir!r})\n"
+        "sys.stderr.write('--- handler ---\\n'); sys.stderr.flush()\n"
+        f"__import__({module!r})\n"
+    )
+    totals: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    for _ in range(max(rounds, 1)):
+        done = subprocess.run(
+            [python, "-X", "importtime", "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        _, _, lines = done.stderr.partition("--- handler ---\n")
+        run: dict[str, float] = {}
+        modules: dict[str, int] = {}
+        for line in lines.splitlines():
+            # "import time:      self [us] |  cumulative | imported package"
+            parts = line.split("|")
+            if len(parts) != 3 or not line.startswith("import time:"):
+                continue
+            try:
+                self_us = float(parts[0].rsplit(":", 1)[1])
+            except ValueError:
+                continue  # the header line
+            top = parts[2].strip().split(".")[0]
+            run[top] = run.get(top, 0.0) + self_us / 1000
+            modules[top] = modules.get(top, 0) + 1
+        for top, ms in run.items():
+            totals.setdefault(top, []).append(ms)
+        counts = modules
+    rows = [
+        {
+            "module": top,
+            "ms": statistics.median(values + [0.0] * (rounds - len(values))),
+            "modules": counts.get(top, 0),
+            "stdlib": top in sys.stdlib_module_names,
+        }
+        for top, values in totals.items()
+    ]
+    rows.sort(key=lambda row: row["ms"], reverse=True)
+    return rows
 
 
 # Interpreters.
@@ -467,27 +655,90 @@ ROWS = (
     ("SnapStart: before-snapshot hooks (ms)", "before_snapshot_ms"),
     ("SnapStart: after-restore hooks (ms)", "after_restore_ms"),
     ("SnapStart: restore to first chunk (ms)", "restored_first_chunk_ms"),
+    ("SnapStart, primed: priming message (ms)", "prime_ms"),
+    ("SnapStart, primed: sockets dropped", "primed_connections_dropped"),
+    (
+        "SnapStart, primed: restore to first chunk (ms)",
+        "primed_restored_first_chunk_ms",
+    ),
 )
+
+#: The rows of the table that puts every interpreter side by side.
+COMPARISON_ROWS = (
+    ("import: wall (ms)", "import_ms"),
+    ("import: peak RSS (MiB)", "import_peak_rss_mib"),
+    ("import: own share above stdlib (ms)", "own_import_ms"),
+    ("first chunk: fresh process to POST (ms)", "first_chunk_ms"),
+    ("first chunk: peak RSS (MiB)", "message_peak_rss_mib"),
+    ("SnapStart: before-snapshot hooks (ms)", "before_snapshot_ms"),
+    ("SnapStart: restore to first chunk (ms)", "restored_first_chunk_ms"),
+    (
+        "SnapStart, primed: restore to first chunk (ms)",
+        "primed_restored_first_chunk_ms",
+    ),
+)
+
+#: How many top-level modules the breakdown lists before "everything else".
+BREAKDOWN_ROWS = 12
+
+
+def _value(result: dict[str, Any], side: str, metric: str) -> str:
+    """A median as the tables print it: "none" where the reference has no hooks."""
+    value = result["medians"][side].get(metric)
+    if value is None:
+        return ""
+    hooks = result["details"]["reference"].get("before_snapshot_hooks")
+    if side == "reference" and metric in NO_HOOKS and not hooks:
+        return "none"
+    return f"{value:.1f}"
+
+
+def _ratio(result: dict[str, Any], metric: str, paired: bool = False) -> str:
+    key = "paired_ratio_median" if paired else "reference_over_ours"
+    ratio = result[key].get(metric)
+    return f"{ratio:.2f}x" if ratio else ""
+
+
+def _verdict(budget: dict[str, Any]) -> str:
+    if budget["kind"] == "ratio":
+        shown = f"{budget['value']:.2f}x"
+        if budget["paired"]:
+            shown += f", paired {budget['paired']:.2f}x"
+    else:
+        shown = f"{budget['value']:.1f} ms"
+    return f"{'met' if budget['met'] else 'NOT MET'} ({shown})"
+
+
+def breakdown_rows(rows: list[dict[str, Any]]) -> list[tuple[str, int, float]]:
+    """(module, modules, ms) for the largest entries, then the rest summed."""
+    shown = [(r["module"], r["modules"], r["ms"]) for r in rows[:BREAKDOWN_ROWS]]
+    rest = rows[BREAKDOWN_ROWS:]
+    if rest:
+        shown.append(
+            (
+                f"{len(rest)} others",
+                sum(r["modules"] for r in rest),
+                sum(r["ms"] for r in rest),
+            )
+        )
+    return shown
 
 
 def print_table(result: dict[str, Any]) -> None:
     medians = result["medians"]
-    ours, reference = medians["ours"], medians["reference"]
+    ours = medians["ours"]
     print(
         f"\nPython {result['version']} ({result['python']}), "
         f"medians of {result['rounds']} fresh processes each"
     )
-    print(f"{'':46}{'ours':>9}{'reference':>11}{'ref/ours':>10}{'paired':>9}")
+    print(f"{'':50}{'ours':>9}{'reference':>11}{'ref/ours':>10}{'paired':>9}")
     for label, metric in ROWS:
         if metric not in ours:
             continue
-        ratio = result["reference_over_ours"].get(metric)
-        paired = result["paired_ratio_median"].get(metric)
-        ratio_text = f"{ratio:9.2f}x" if ratio else f"{'':10}"
-        paired_text = f"{paired:8.2f}x" if paired else ""
         print(
-            f"{label:46}{ours[metric]:9.1f}{reference[metric]:11.1f}"
-            f"{ratio_text}{paired_text}"
+            f"{label:50}{_value(result, 'ours', metric):>9}"
+            f"{_value(result, 'reference', metric):>11}"
+            f"{_ratio(result, metric):>10}{_ratio(result, metric, True):>9}"
         )
     interpreter = medians.get("interpreter", {})
     if interpreter:
@@ -498,12 +749,22 @@ def print_table(result: dict[str, Any]) -> None:
     if "restored_first_chunk_ms" in ours:
         plain = ours["first_chunk_ms"] / ours["restored_first_chunk_ms"]
         print(f"ours, plain cold start / restored: {plain:.2f}x")
+    print("budgets:")
+    for budget in result["budgets"]:
+        print(f"  {budget['budget']:58}{_verdict(budget)}")
+    for side in ("ours", "reference"):
+        rows = result["import_breakdown"][side]
+        total = sum(row["ms"] for row in rows)
+        print(
+            f"where the import goes, {side} (-X importtime, self ms, "
+            f"{total:.1f} in all):{'modules':>14}{'ms':>9}"
+        )
+        for module, count, ms in breakdown_rows(rows):
+            print(f"  {module:56}{count:7}{ms:9.1f}")
 
 
 def print_markdown(result: dict[str, Any]) -> None:
-    """The same table as Markdown, for docs/cold-start.md."""
-    medians = result["medians"]
-    ours, reference = medians["ours"], medians["reference"]
+    """The tables of docs/cold-start.md for one interpreter, as Markdown."""
     print(
         f"\nPython {result['version']}, medians of {result['rounds']} fresh "
         "processes per cell:\n"
@@ -511,15 +772,77 @@ def print_markdown(result: dict[str, Any]) -> None:
     print("| measurement | ours | boto3 reference | reference / ours | paired |")
     print("|---|---:|---:|---:|---:|")
     for label, metric in ROWS:
-        if metric not in ours:
+        if metric not in result["medians"]["ours"]:
             continue
-        ratio = result["reference_over_ours"].get(metric)
-        paired = result["paired_ratio_median"].get(metric)
         print(
-            f"| {label.strip()} | {ours[metric]:.1f} | {reference[metric]:.1f} "
-            f"| {f'{ratio:.2f}x' if ratio else ''} "
-            f"| {f'{paired:.2f}x' if paired else ''} |"
+            f"| {label.strip()} | {_value(result, 'ours', metric)} "
+            f"| {_value(result, 'reference', metric)} "
+            f"| {_ratio(result, metric)} | {_ratio(result, metric, True)} |"
         )
+    interpreter = result["medians"].get("interpreter", {})
+    if interpreter:
+        print(
+            f"\nA bare interpreter (the same child script, importing nothing) "
+            f"peaks at {interpreter['import_peak_rss_mib']:.1f} MiB and runs "
+            f"start to exit in {interpreter['process_ms']:.0f} ms."
+        )
+
+    print(f"\nBudgets, Python {result['version']}:\n")
+    print("| budget | result |")
+    print("|---|---|")
+    for budget in result["budgets"]:
+        print(f"| {budget['budget']} | {_verdict(budget)} |")
+
+    for side, name in (("ours", "our handler"), ("reference", "the reference")):
+        rows = result["import_breakdown"][side]
+        total = sum(row["ms"] for row in rows)
+        print(
+            f"\nWhere the import of {name} goes, Python {result['version']} "
+            f"(`-X importtime` self times after `json`, per top-level module, "
+            f"medians of {result['rounds']} runs; {total:.1f} ms in all):\n"
+        )
+        print("| module | modules | ms |")
+        print("|---|---:|---:|")
+        for module, count, ms in breakdown_rows(rows):
+            shown = module if " " in module else f"`{module}`"
+            print(f"| {shown} | {count} | {ms:.1f} |")
+
+
+def print_markdown_comparison(results: list[dict[str, Any]]) -> None:
+    """Every interpreter side by side, and the budgets of each, as Markdown."""
+    if len(results) < 2:
+        return
+    versions = [r["version"] for r in results]
+    print(f"\nEvery interpreter, same run ({', '.join(versions)}):\n")
+    header = "| measurement |"
+    rule = "|---|"
+    for version in versions:
+        header += f" {version} ours | {version} reference | ratio |"
+        rule += "---:|---:|---:|"
+    print(header)
+    print(rule)
+    for label, metric in COMPARISON_ROWS:
+        if not any(metric in r["medians"]["ours"] for r in results):
+            continue
+        cells = "".join(
+            f" {_value(r, 'ours', metric)} | {_value(r, 'reference', metric)} "
+            f"| {_ratio(r, metric)} |"
+            for r in results
+        )
+        print(f"| {label} |{cells}")
+    cells = "".join(f" | | {_ratio(r, 'first_chunk_ms', True)} |" for r in results)
+    print(f"| first chunk, paired ratio |{cells}")
+
+    print("\nBudgets, every interpreter:\n")
+    print("| budget |" + "".join(f" {v} |" for v in versions))
+    print("|---|" + "---|" * len(versions))
+    for label, *_ in BUDGETS:
+        cells = []
+        for result in results:
+            found = [b for b in result["budgets"] if b["budget"] == label]
+            cells.append(_verdict(found[0]) if found else "")
+        if any(cells):
+            print(f"| {label} |" + "".join(f" {c} |" for c in cells))
 
 
 def chart(results: list[dict[str, Any]], path: str) -> None:
@@ -527,40 +850,35 @@ def chart(results: list[dict[str, Any]], path: str) -> None:
     main = results[0]
     ours, reference = main["medians"]["ours"], main["medians"]["reference"]
 
-    def bars(metric: str, unit: str) -> list[tuple[str, float, str]]:
-        ratio = main["reference_over_ours"][metric]
+    def bars(result: dict[str, Any], metric: str, unit: str) -> list[Bar]:
+        o = result["medians"]["ours"][metric]
+        r = result["medians"]["reference"][metric]
+        ratio = result["reference_over_ours"][metric]
         return [
-            ("ours", ours[metric], f"{ours[metric]:.0f} {unit}"),
-            (
-                "boto3 reference",
-                reference[metric],
-                f"{reference[metric]:.0f} {unit} ({ratio:.1f}x)",
-            ),
+            ("ours", o, f"{o:.0f} {unit}"),
+            ("boto3 reference", r, f"{r:.0f} {unit} ({ratio:.1f}x)"),
         ]
 
     groups = [
-        (f"import (py{main['version']})", bars("import_ms", "ms")),
-        ("peak RSS of the import", bars("import_peak_rss_mib", "MiB")),
-        (f"first chunk (py{main['version']})", bars("first_chunk_ms", "ms")),
+        (f"import (py{main['version']})", bars(main, "import_ms", "ms")),
+        ("peak RSS of the import", bars(main, "import_peak_rss_mib", "MiB")),
+        (f"first chunk (py{main['version']})", bars(main, "first_chunk_ms", "ms")),
     ]
     for other in results[1:]:
-        o, r = other["medians"]["ours"], other["medians"]["reference"]
-        ratio = other["reference_over_ours"]["first_chunk_ms"]
+        groups.append(
+            (f"first chunk (py{other['version']})", bars(other, "first_chunk_ms", "ms"))
+        )
+    if "restored_first_chunk_ms" in ours and "restored_first_chunk_ms" in reference:
+        groups.append(
+            ("restore to first chunk", bars(main, "restored_first_chunk_ms", "ms"))
+        )
+    if "primed_restored_first_chunk_ms" in ours:
         groups.append(
             (
-                f"first chunk (py{other['version']})",
-                [
-                    ("ours", o["first_chunk_ms"], f"{o['first_chunk_ms']:.0f} ms"),
-                    (
-                        "boto3 reference",
-                        r["first_chunk_ms"],
-                        f"{r['first_chunk_ms']:.0f} ms ({ratio:.1f}x)",
-                    ),
-                ],
+                "restore, primed snapshot",
+                bars(main, "primed_restored_first_chunk_ms", "ms"),
             )
         )
-    if "restored_first_chunk_ms" in ours:
-        groups.append(("restore to first chunk", bars("restored_first_chunk_ms", "ms")))
     write_bar_chart(
         path,
         "Lambda cold start: agentcore-bridge vs boto3 (medians, lower is better)",
@@ -661,6 +979,8 @@ def report(document: dict[str, Any], args: argparse.Namespace) -> None:
             print_markdown(result)
         else:
             print_table(result)
+    if args.markdown:
+        print_markdown_comparison(document["results"])
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ The demo agent streams one word every ``--word-delay`` seconds, so the N
 invocations overlap and each needs an environment of its own.
 
     .venv/bin/python benchmarks/warmpool.py [--concurrency 4] [--rounds 3]
+        [--json | --markdown]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.sync.lambda_api import LambdaClient
 
 HANDLER = "agentcore_bridge.awslambda:handler"
+PLAIN = "plain scheduled ping"
 FUNCTION = "local-websocket-handler"
 SECRET = "warm-pool-benchmark-session-secret-0123456789"
 
@@ -131,11 +133,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, metavar="N")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--word-delay", type=float, default=0.05)
-    parser.add_argument("--json", action="store_true", help="print JSON only")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON only")
+    output.add_argument(
+        "--markdown", action="store_true", help="print the table of docs/cold-start.md"
+    )
     args = parser.parse_args()
     n = args.concurrency
 
-    scenarios = {f"warmer ping, concurrency {n}": n, "plain scheduled ping": None}
+    scenarios = {f"warmer ping, concurrency {n}": n, PLAIN: None}
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in scenarios}
     with servers(
         word_delay=args.word_delay,
@@ -167,6 +173,7 @@ def main() -> None:
             "first_chunk_max_ms": statistics.median(
                 max(r["first_chunk_ms"]) for r in rounds
             ),
+            "ping_ms": [r["ping_ms"] for r in rounds],
         }
         for name, rounds in results.items()
     }
@@ -178,6 +185,9 @@ def main() -> None:
             "summary": summary,
         }
         print(json.dumps(document, indent=2))
+        return
+    if args.markdown:
+        print_markdown(summary, n, args)
         return
     print(
         f"{n} clients send their first message at the same moment; "
@@ -192,6 +202,38 @@ def main() -> None:
         cold = "/".join(str(v) for v in row["cold_starts"])
         median, slowest = row["first_chunk_median_ms"], row["first_chunk_max_ms"]
         print(f"{name:28}{warm:>10}{cold:>13}{median:17.0f} ms{slowest:7.0f} ms")
+    for name, row in summary.items():
+        low, high = min(row["ping_ms"]), max(row["ping_ms"])
+        print(f"{name}: the ping took {low:.0f} to {high:.0f} ms to answer")
+
+
+def print_markdown(
+    summary: dict[str, dict[str, Any]], n: int, args: argparse.Namespace
+) -> None:
+    """The warm-pool table of docs/cold-start.md."""
+    print(
+        f"{n} clients, their {n} first messages sent at the same moment; "
+        f"{args.rounds} rounds per ping, {os.cpu_count()} CPUs, the demo agent "
+        f"streaming a word every {args.word_delay * 1000:g} ms:\n"
+    )
+    print(
+        f"| ping | warm environments after it | cold starts among the {n} "
+        "first messages | first chunk, median | slowest | the ping answered in |"
+    )
+    print("|---|---|---|---:|---:|---:|")
+    for name, row in summary.items():
+        ping = (
+            "a plain scheduled event (the classic warmer)"
+            if name == PLAIN
+            else f'`{{"agentcore_bridge_warmer": {{"concurrency": {n}}}}}`'
+        )
+        low, high = min(row["ping_ms"]), max(row["ping_ms"])
+        print(
+            f"| {ping} | {', '.join(str(v) for v in row['warm_environments'])} "
+            f"| {', '.join(str(v) for v in row['cold_starts'])} "
+            f"| {row['first_chunk_median_ms']:.0f} ms "
+            f"| {row['first_chunk_max_ms']:.0f} ms | {low:.0f} to {high:.0f} ms |"
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ cold start measured is the agent's. The two setups run side by side (two
 server processes) and alternate round by round.
 
     .venv/bin/python benchmarks/warmup.py [--cold-start 3] [--delay 1] [--rounds 3]
+        [--json | --markdown]
 """
 
 from __future__ import annotations
@@ -81,7 +82,11 @@ def main() -> None:
     parser.add_argument("--cold-start", type=float, default=3.0, metavar="SECONDS")
     parser.add_argument("--delay", type=float, default=1.0, metavar="SECONDS")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print JSON only")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON only")
+    output.add_argument(
+        "--markdown", action="store_true", help="print the table of docs/cold-start.md"
+    )
     args = parser.parse_args()
 
     setups = {
@@ -160,6 +165,27 @@ def main() -> None:
             "hidden_ms": hidden_ms,
         }
         print(json.dumps(document, indent=2))
+        return
+    if args.markdown:
+        print(
+            f"Agent cold start {args.cold_start:g} s, first message "
+            f"{args.delay:g} s after connecting; medians of {args.rounds} "
+            f"connections each, alternating; {os.cpu_count()} CPUs:\n"
+        )
+        print("| | handshake | connect to first chunk | message to first chunk |")
+        print("|---|---:|---:|---:|")
+        for name, row in medians.items():
+            print(
+                f"| {name.replace('$connect', '`$connect`')} "
+                f"| {row['handshake_ms']:,.1f} ms "
+                f"| {row['connect_to_first_chunk_ms']:,.0f} ms "
+                f"| {row['message_to_first_chunk_ms']:,.0f} ms |"
+            )
+        print(
+            f"\nHidden from the user: {hidden_ms:,.0f} ms. Agent cold starts: "
+            f"{agent_cold_starts}; Lambda cold starts during the rounds: "
+            f"{lambda_cold_starts}."
+        )
         return
     print(
         f"agent cold start {args.cold_start:g} s, first message {args.delay:g} s "

@@ -9,8 +9,11 @@ each ``data:`` line posted to the client with one ``post_to_connection``.
 It reads the same environment variables as the bridge, so both point at
 the same local emulators: ``AGENTCORE_RUNTIME_ARN``,
 ``AGENTCORE_ENDPOINT_URL`` (optional), ``BRIDGE_CONNECTIONS_ENDPOINT_URL``
-(optional; otherwise built from the event) and ``AWS_REGION``. Client
-messages are the bridge's ``invoke`` frames; only ``payload`` is used.
+(optional; otherwise the client is made on the first message, for the
+``https://{domainName}/{stage}`` endpoint of its event, as the samples
+that do not know their API's URL in advance do) and ``AWS_REGION``.
+Client messages are the bridge's ``invoke`` frames; only ``payload`` is
+used.
 """
 
 import hashlib
@@ -25,13 +28,23 @@ CONNECTIONS_URL = os.environ.get("BRIDGE_CONNECTIONS_ENDPOINT_URL")
 agentcore = boto3.client(
     "bedrock-agentcore", endpoint_url=os.environ.get("AGENTCORE_ENDPOINT_URL")
 )
-apigateway = boto3.client("apigatewaymanagementapi", endpoint_url=CONNECTIONS_URL)
+apigateway = (
+    boto3.client("apigatewaymanagementapi", endpoint_url=CONNECTIONS_URL)
+    if CONNECTIONS_URL
+    else None
+)
 
 
 def handler(event, context):
+    global apigateway  # noqa: PLW0603 - one client per environment, as samples keep it
     request = event["requestContext"]
     if request["eventType"] != "MESSAGE":
         return {"statusCode": 200}
+    if apigateway is None:
+        apigateway = boto3.client(
+            "apigatewaymanagementapi",
+            endpoint_url=f"https://{request['domainName']}/{request['stage']}",
+        )
 
     connection_id = request["connectionId"]
     message = json.loads(event.get("body") or "{}")
