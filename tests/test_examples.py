@@ -76,6 +76,18 @@ def test_lambda_function_is_python_313_published_with_snapstart(
     assert function["snap_start"] == [{"apply_on": "PublishedVersions"}]
 
 
+def test_the_package_bytecode_is_for_the_functions_runtime(
+    lam: TerraformTree, sam: dict[str, Any]
+) -> None:
+    """build.py compiles for the Python that both templates deploy."""
+    text = (LAMBDA / "build.py").read_text()
+    (version,) = re.findall(r'^RUNTIME_VERSION = "(\d+\.\d+)"$', text, flags=re.M)
+    function = lam.resource("aws_lambda_function", "bridge")
+    assert function["runtime"] == f"python{version}"
+    properties = sam["Resources"]["BridgeFunction"]["Properties"]
+    assert properties["Runtime"] == f"python{version}"
+
+
 def test_lambda_timeout_outlasts_api_gateway_and_logs_reach_info(
     lam: TerraformTree,
 ) -> None:

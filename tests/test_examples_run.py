@@ -19,6 +19,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,7 +111,53 @@ def test_build_writes_the_handler_and_the_library_without_server_parts(
     assert "agentcore_bridge/sync/http.py" in names
     for left_out in ("aio", "server", "local", "static"):
         assert not [n for n in names if n.startswith(f"agentcore_bridge/{left_out}/")]
-    assert not [n for n in names if "__pycache__" in n]
+
+
+def test_build_ships_unchecked_bytecode_for_every_module(package: Path) -> None:
+    """Each module has its .pyc for the building Python, hash-based, unchecked."""
+    tag = sys.implementation.cache_tag
+    with zipfile.ZipFile(package.parent / "bridge.zip") as zf:
+        names = set(zf.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        compiled = sorted(n for n in names if n.endswith(".pyc"))
+        expected = []
+        for source in sources:
+            folder, _, file = source.rpartition("/")
+            prefix = f"{folder}/" if folder else ""
+            expected.append(f"{prefix}__pycache__/{file[:-3]}.{tag}.pyc")
+        assert compiled == sorted(expected)
+        for name in compiled:
+            header = zf.read(name)[:16]
+            assert header[:4] == importlib.util.MAGIC_NUMBER, name
+            # PEP 552 flags: bit 0 hash-based, bit 1 check the source: 0b01.
+            assert int.from_bytes(header[4:8], "little") == 1, name
+
+
+def test_the_package_runs_its_bytecode_without_compiling(
+    package: Path, tmp_path: Path
+) -> None:
+    """With every source broken after the build, the package still imports.
+
+    Unchecked bytecode is used without looking at the source, so on Lambda,
+    where the code folder is read-only, no module is compiled at start.
+    """
+    copy = tmp_path / "package"
+    shutil.copytree(package, copy)
+    for source in copy.rglob("*.py"):
+        source.write_text("raise RuntimeError('the source was compiled')\n")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import handler; "
+        "import agentcore_bridge.awslambda.bridge; "
+        "assert callable(handler.handler)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-I", "-B", "-c", probe, str(copy)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_build_is_reproducible(package: Path, tmp_path: Path) -> None:

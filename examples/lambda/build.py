@@ -1,17 +1,30 @@
 """Build the Lambda package: handler.py plus the vendored library, zipped.
 
-    python build.py                      # vendor this checkout's src/agentcore_bridge
-    python build.py --pip agentcore-bridge==0.1.0   # or a released version
+    python3.13 build.py                  # vendor this checkout's src/agentcore_bridge
+    python3.13 build.py --pip agentcore-bridge==0.1.0   # or a released version
+    python build.py --python python3.13  # compile the bytecode with another Python
 
 Writes ``build/package/`` (what SAM's ``CodeUri`` points at) and
 ``build/bridge.zip`` (what Terraform uploads). The standard library is all
 the Lambda adapter needs at run time; botocore, used only by the fallback
 credential provider, is part of Lambda's Python runtime already.
 
+The package carries its modules' bytecode, compiled by the Python given
+with ``--python`` (by default the one running this script). Lambda unpacks
+the code into a read-only folder, so without it Python compiles every
+module of the library again at every cold start, tens of milliseconds,
+and cannot keep the result. The bytecode is hash-based and unchecked: it
+does not depend on file times, which the zip fixes, and Python uses it
+without reading the source's time or hash. It is used only by the Python
+version that wrote it, so build with the function's runtime (3.13 in
+main.tf and template.yaml); another version's bytecode is ignored and
+the function compiles at start, as with none.
+
 The zip is reproducible: the same sources give the same bytes (sorted
-entries, fixed timestamps and permissions). That matters with SnapStart:
-Terraform publishes a new version, and so a new billed snapshot, whenever the
-zip's hash changes.
+entries, fixed timestamps and permissions, bytecode that names the
+modules by their path on Lambda, ``/var/task``). That matters with
+SnapStart: Terraform publishes a new version, and so a new billed
+snapshot, whenever the zip's hash changes.
 """
 
 from __future__ import annotations
@@ -32,6 +45,13 @@ NOT_ON_LAMBDA = ("aio", "server", "local", "static")
 
 # 1980-01-01, the earliest time a zip entry can carry.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+#: The Python of the function's runtime (python3.13 in main.tf and
+#: template.yaml): the version whose bytecode the package should carry.
+RUNTIME_VERSION = "3.13"
+
+#: Where Lambda puts the function's code; module paths in the bytecode.
+TASK_ROOT = "/var/task"
 
 
 def vendor_from_checkout(source: Path, package: Path) -> None:
@@ -65,6 +85,39 @@ def vendor_from_pip(requirement: str, package: Path) -> None:
     )
 
 
+def python_version(python: str) -> str:
+    """The ``X.Y`` version of the interpreter ``python``."""
+    # The interpreter comes from the command line of whoever builds.
+    done = subprocess.run(  # noqa: S603
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def compile_bytecode(package: Path, python: str) -> None:
+    """Write unchecked hash-based bytecode for every module of ``package``."""
+    # The interpreter comes from the command line of whoever builds.
+    subprocess.run(  # noqa: S603
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(package),
+            "-p",
+            TASK_ROOT,
+            str(package),
+        ],
+        check=True,
+    )
+
+
 def write_zip(package: Path, archive: Path) -> None:
     """Zip ``package`` so that the same files always give the same bytes."""
     files = sorted(p for p in package.rglob("*") if p.is_file())
@@ -77,9 +130,15 @@ def write_zip(package: Path, archive: Path) -> None:
 
 
 def build(
-    out: Path, requirement: str | None = None, source: Path = REPO_SOURCE
+    out: Path,
+    requirement: str | None = None,
+    source: Path = REPO_SOURCE,
+    python: str = sys.executable,
 ) -> Path:
-    """Build ``out/package`` and ``out/bridge.zip``; return the zip's path."""
+    """Build ``out/package`` and ``out/bridge.zip``; return the zip's path.
+
+    ``python`` compiles the bytecode (see the module's docstring).
+    """
     package = out / "package"
     if package.exists():
         shutil.rmtree(package)
@@ -90,6 +149,7 @@ def build(
     else:
         vendor_from_checkout(source, package)
     shutil.copy2(HERE / "handler.py", package / "handler.py")
+    compile_bytecode(package, python)
 
     archive = out / "bridge.zip"
     write_zip(package, archive)
@@ -105,14 +165,28 @@ def main(argv: list[str] | None = None) -> None:
         "agentcore-bridge==0.1.0) instead of this checkout",
     )
     parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help=f"the Python that compiles the bytecode: the function's runtime, "
+        f"{RUNTIME_VERSION} (default: the Python running this script)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=HERE / "build",
         help="output folder (default: build/ next to this script)",
     )
     args = parser.parse_args(argv)
-    archive = build(args.out, args.pip)
+    version = python_version(args.python)
+    archive = build(args.out, args.pip, python=args.python)
     print(f"wrote {archive} ({archive.stat().st_size} bytes)")
+    if version != RUNTIME_VERSION:
+        print(
+            f"note: the bytecode is Python {version}'s, and the function runs "
+            f"Python {RUNTIME_VERSION}, which ignores it and compiles the library "
+            f"at every cold start; build with --python python{RUNTIME_VERSION}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

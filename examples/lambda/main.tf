@@ -5,7 +5,7 @@
 #   function --InvokeAgentRuntime--> AgentCore Runtime
 #   function --POST @connections--> API Gateway --> client
 #
-# Build the package first (python build.py), then terraform init and apply.
+# Build the package first (python3.13 build.py), then terraform init and apply.
 
 data "aws_caller_identity" "current" {}
 
