@@ -2,8 +2,8 @@
 
 Code samples
 ------------
-Every ```python block of README.md and docs/*.md runs as a script of its
-own, in a fresh interpreter (``sys.executable``) whose working directory
+Every ```python block of README.md, docs/*.md and examples/*/README.md
+runs as a script of its own, in a fresh interpreter (``sys.executable``) whose working directory
 is an empty temporary one. Its environment is what a reader has after
 following docs/quickstart.md, and nothing else:
 
@@ -35,7 +35,8 @@ Other checks
   docs/lambda.md and docs/server.md list what their adapter reads, and the
   flag tables of docs/local.md and docs/local-apigw.md only real flags.
 - Relative links, and their anchors, point at files and headings that
-  exist; so do repository paths written as inline code.
+  exist; so do repository paths written as inline code (from the page's
+  own folder, for the examples' READMEs).
 - Every ``BRIDGE_`` and ``AGENTCORE_`` name in the docs is a setting, and
   every ``test_...`` name a page cites is a test.
 - The numbers README.md quotes appear on the page it cites for them.
@@ -58,12 +59,17 @@ import pytest
 
 from agentcore_bridge.cli import COMMANDS
 from agentcore_bridge.config import Settings
+from agentcore_bridge.exceptions import ValidationError
 from server_helpers import bridge_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
 PACKAGE = ROOT / "src" / "agentcore_bridge"
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "examples").glob("*/README.md")),
+]
 
 #: The variable samples read the bridge's address from; see the docstring.
 SAMPLE_VARIABLES = {"BRIDGE_URL"}
@@ -411,6 +417,86 @@ def test_configuration_lists_the_aws_variables_the_library_reads() -> None:
     assert all(name in read or name in credentials_page for name in documented)
 
 
+_ARN = "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/demo_agent-AbC123"
+_BOOLEANS = ["true", "false", "1", "0", "yes", "no", "on", "off", "TRUE"]
+
+#: Each rule of the settings table, with values the code must accept and
+#: values it must refuse. A rule written differently on the page has no
+#: entry here, and the test below asks for one.
+RULES: dict[str, tuple[list[str], list[str]]] = {
+    "`arn:aws:bedrock-agentcore:REGION:ACCOUNT:runtime/ID`": (
+        [_ARN],
+        ["arn:aws:lambda:us-west-2:123456789012:function:f", "runtime/demo"],
+    ),
+    "1 to 100 of `A-Z a-z 0-9 _ -`, first a letter or digit": (
+        ["a", "Prod_v-2", "9" * 100],
+        ["a" * 101, "-prod", "_prod", "pro d", "prod.1"],
+    ),
+    "`https://` URL, or `http://` to a loopback host; no query string": (
+        ["https://bedrock.example", "http://127.0.0.1:9000", "http://localhost:9"],
+        ["http://bedrock.example", "https://x.example/?a=1", "ftp://x", "x.example"],
+    ),
+    "a region name (letters, digits, `-`)": (
+        ["us-east-1", "eu-central-2"],
+        ["us east 1", "us_east_1"],
+    ),
+    "`http://` or `https://` URL": (
+        ["http://10.0.0.5:3001/local", "https://api.example/prod"],
+        ["ftp://x.example", "x.example/prod", "http://"],
+    ),
+    "whole number, 1 or more": (["1", "250000"], ["0", "-3", "1.5", "many"]),
+    "whole number, 1024 or more": (["1024", "131072"], ["1023", "0", "big"]),
+    "seconds, 0 or more": (["0", "0.25", "900"], ["-0.1", "soon", "inf", "nan"]),
+    "seconds, 0 or more (at most 10 are used)": (["0", "10", "60"], ["-1", "x"]),
+    "seconds, more than 0": (["0.5", "3600"], ["0", "-1", "never"]),
+    "32 characters or more": (["s" * 32], ["s" * 31]),
+    "comma-separated list": (["https://a.example, https://b.example", "*"], []),
+    "`true`, `false` (also `1`/`0`, `yes`/`no`, `on`/`off`)": (
+        _BOOLEANS,
+        ["maybe", "2"],
+    ),
+    "`true` or `false`": (_BOOLEANS, ["maybe", "2"]),
+    "JSON": (['{"prompt": "warm up"}', '"hello"', "3"], ["{", "warm up"]),
+    "letters, digits, `_`": (["my_warmer_2"], ["my-warmer", "my.warmer", "ключ"]),
+    "`json` or `text`": (["json", "text"], ["xml", "JSON"]),
+    "an address or host name": (
+        ["0.0.0.0", "::", "bridge.internal"],
+        ["two words", "http://host/"],
+    ),
+    "0 to 65535": (["0", "8000", "65535"], ["65536", "-1", "http"]),
+    "number more than 0": (["0.5", "5"], ["0", "-1", "inf", "fast"]),
+    "comma-separated tokens, each 16 or more of `A-Z a-z 0-9 - . _ ~ + / =`": (
+        ["a" * 16, f"{'a' * 16},{'B-._~+/=' * 3}"],
+        ["short", f"{'a' * 15}!", f"{'a' * 16},{'b' * 15}"],
+    ),
+    "`DEBUG`, `INFO`, `WARNING`, `ERROR`, `CRITICAL`": (
+        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        ["TRACE", "verbose"],
+    ),
+}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda spec: spec[0])
+def test_configuration_rules_are_the_rules_the_code_applies(
+    spec: tuple[str, str, object, str],
+) -> None:
+    """Values on both sides of a row's rule are accepted and refused at start-up.
+
+    A refusal is a ValidationError naming the variable; nothing else is
+    raised for any value.
+    """
+    _, variable, _, _ = spec
+    rule = settings_rows()[variable][2]
+    assert rule in RULES, f"no probes for the rule {rule!r} of {variable}"
+    accepted, refused = RULES[rule]
+    for value in accepted:
+        Settings.from_env({variable: value})
+    for value in refused:
+        with pytest.raises(ValidationError) as caught:
+            Settings.from_env({variable: value})
+        assert caught.value.field == variable, (variable, value)
+
+
 def cli_options(command: str) -> set[str]:
     """The options of ``agentcore-bridge COMMAND``, from its own --help."""
     module_name, _, function_name = COMMANDS[command][0].partition(":")
@@ -550,7 +636,11 @@ def test_repository_paths_in_inline_code_exist() -> None:
             if not re.fullmatch(r"[\w.-]+(/[\w.-]+)+/?", code):
                 continue
             first = code.split("/")[0]
-            if first in {"docs", "tests", "benchmarks", "examples", "src"}:
+            if page.parent.parent.name == "examples":
+                if first == "build":
+                    continue  # what build.py writes; examples/.gitignore has it
+                candidates = [page.parent / code, ROOT / code]
+            elif first in {"docs", "tests", "benchmarks", "examples", "src"}:
                 candidates = [ROOT / code]
             elif first == "agentcore_bridge":
                 candidates = [ROOT / "src" / code]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .agentcore import parse_runtime_arn, validate_qualifier
+from .agentcore import parse_runtime_arn, validate_endpoint, validate_qualifier
 from .exceptions import ValidationError
 
 __all__ = ["Settings", "origin_allowed"]
@@ -79,6 +79,12 @@ def _qualifier(name: str, raw: str) -> str:
         return validate_qualifier(raw)
     except ValidationError as exc:
         raise ValidationError(name, exc.rule) from None
+
+
+def _agentcore_url(name: str, raw: str) -> str:
+    # The rule the AgentCore clients apply, checked at start-up under the
+    # variable's name: https://, or http:// to a loopback host only.
+    return validate_endpoint(raw, name)
 
 
 def _url(name: str, raw: str) -> str:
@@ -236,7 +242,7 @@ class Settings(NamedTuple):
     endpoint_url: str | None = _setting(
         "AGENTCORE_ENDPOINT_URL",
         None,
-        _url,
+        _agentcore_url,
         "Override of the AgentCore data-plane URL (local emulator, FIPS, proxy).",
     )
     region: str | None = _setting(
