@@ -3,9 +3,9 @@
 Code samples
 ------------
 Every ```python block of README.md, docs/*.md and examples/*/README.md
-runs as a script of its own, in a fresh interpreter (``sys.executable``) whose working directory
-is an empty temporary one. Its environment is what a reader has after
-following docs/quickstart.md, and nothing else:
+runs as a script of its own, in a fresh interpreter (``sys.executable``)
+whose working directory is an empty temporary one. Its environment is
+what a reader has after following docs/quickstart.md, and nothing else:
 
 - ``AGENTCORE_ENDPOINT_URL``, ``AGENTCORE_RUNTIME_ARN``, ``AWS_REGION``,
   ``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``, as
@@ -31,9 +31,13 @@ Other checks
   Makefile has.
 - docs/configuration.md lists every ``Settings`` variable with the default,
   and the adapter (Lambda, server or both), that the code has; nothing
-  else; and every flag of the five commands. The settings tables of
+  else; each rule in its table is tried with values on both sides of it;
+  and every flag of the five commands. The settings tables of
   docs/lambda.md and docs/server.md list what their adapter reads, and the
   flag tables of docs/local.md and docs/local-apigw.md only real flags.
+- docs/architecture.md puts every module of the package in a layer, and
+  the core and the synchronous transport import nothing but the standard
+  library.
 - Relative links, and their anchors, point at files and headings that
   exist; so do repository paths written as inline code (from the page's
   own folder, for the examples' READMEs).
@@ -47,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -576,6 +581,81 @@ def test_every_bridge_variable_in_the_docs_is_a_setting() -> None:
         if name not in known
     }
     assert unknown == set()
+
+
+# docs/architecture.md.
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def architecture_layers() -> dict[str, list[str]]:
+    """Each layer of the table with the module names its second column gives."""
+    rows = table_rows(
+        ARCHITECTURE.read_text(encoding="utf-8"),
+        "| layer | modules | does I/O? | imports |",
+    )
+    layers = {}
+    for row in rows:
+        # `name` and `name/` are modules and packages; `serve`, `demo` and
+        # `agentcore-bridge` in the parentheses are not.
+        outside = re.sub(r"\([^)]*\)", "", row[1])
+        layers[row[0]] = _INLINE_CODE.findall(outside)
+    return layers
+
+
+def test_architecture_names_every_module_of_the_package() -> None:
+    """Each public module and subpackage of agentcore_bridge is in one layer."""
+    named = [
+        name.removesuffix("/").removesuffix(".py")
+        for names in architecture_layers().values()
+        for name in names
+    ]
+    present = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if not path.name.startswith(("_", "."))
+        and (path.suffix == ".py" or (path.is_dir() and path.name != "__pycache__"))
+    }
+    top_level = {name.split("/")[0] for name in named}
+    assert top_level == present
+    assert len(named) == len(set(named))
+    for name in named:
+        path = PACKAGE / name
+        assert path.with_suffix(".py").is_file() or path.is_dir(), name
+
+
+def test_core_and_sync_layers_import_only_the_standard_library() -> None:
+    """A fresh interpreter importing them loads stdlib and our modules only."""
+    layers = architecture_layers()
+    modules = [
+        "agentcore_bridge." + name.removesuffix(".py").replace("/", ".")
+        for layer in ("core", "sync transport")
+        for name in layers[layer]
+    ]
+    assert len(modules) > 10
+    probe = (
+        "import importlib, json, sys\n"
+        "before = set(sys.modules)\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", probe, *modules],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    foreign = [
+        name
+        for name in loaded
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and name.split(".")[0] != "agentcore_bridge"
+    ]
+    assert foreign == []
 
 
 # Links.
