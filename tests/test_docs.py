@@ -24,6 +24,14 @@ A block is left out only when the line above it is
 ``<!-- not run: REASON -->``. Each one left out shows as a skipped test with
 its reason in pytest's summary; a marker without a reason fails.
 
+Console transcripts
+-------------------
+Each ```console block of README.md and docs/quickstart.md that ends in an
+``agentcore-bridge`` command runs (the command on a free port, with what
+the quick start has exported by then) and must print the lines the block
+shows, in order and unbroken, but for the ports in addresses; ``...``
+marks lines left out.
+
 Other checks
 ------------
 - Shell and text blocks, and inline code, name only ``agentcore-bridge``
@@ -53,9 +61,13 @@ import importlib
 import io
 import json
 import os
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,6 +250,156 @@ def test_opt_out_markers_sit_above_python_blocks() -> None:
     )
     assert stray == []
     assert markers == sum(1 for b in PYTHON_BLOCKS if b.opt_out is not None)
+
+
+# Console transcripts.
+
+#: Pages whose ```console transcripts of ``agentcore-bridge`` commands are
+#: run and compared with what the command prints.
+TRANSCRIPT_PAGES = [ROOT / "README.md", ROOT / "docs" / "quickstart.md"]
+_ADDRESS = re.compile(r"(127\.0\.0\.1|0\.0\.0\.0|localhost):\d+")
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A console block: the commands typed (``$ ...``) and the lines shown.
+
+    ``output`` holds runs of lines that the command prints one after the
+    other; a ``...`` line in the block ends a run (lines left out).
+    """
+
+    block: Block
+    commands: list[str]
+    output: list[list[str]]
+
+
+def transcripts() -> list[Transcript]:
+    """The console blocks of TRANSCRIPT_PAGES that end in a bridge command."""
+    found = []
+    for page in TRANSCRIPT_PAGES:
+        for block in blocks(page):
+            if block.lang != "console":
+                continue
+            commands: list[str] = []
+            output: list[list[str]] = [[]]
+            continued = False
+            for line in block.text.splitlines():
+                if continued:
+                    commands[-1] += "\n" + line
+                elif line.startswith("$ "):
+                    commands.append(line[2:])
+                elif line.strip() == "...":
+                    output.append([])
+                elif line.strip():
+                    output[-1].append(line.rstrip())
+                continued = line.endswith("\\")
+            if commands and commands[-1].startswith("agentcore-bridge "):
+                runs = [run for run in output if run]
+                found.append(Transcript(block, commands, runs))
+    return found
+
+
+def _normalized(line: str) -> str:
+    return _ADDRESS.sub(r"\1:PORT", line.rstrip())
+
+
+def _runs_found(seen: list[str], runs: list[list[str]]) -> int:
+    """How many of ``runs`` appear in ``seen``, in order, each one unbroken."""
+    start = 0
+    for found, run in enumerate(runs):
+        for index in range(start, len(seen) - len(run) + 1):
+            if seen[index : index + len(run)] == run:
+                start = index + len(run)
+                break
+        else:
+            return found
+    return len(runs)
+
+
+def _read_until(
+    process: subprocess.Popen[str], runs: list[list[str]], timeout: float
+) -> list[str]:
+    """Lines the process prints (blank ones left out) until ``runs`` appeared."""
+    seen: list[str] = []
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while _runs_found(seen, runs) < len(runs):
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        if line.strip():
+            seen.append(_normalized(line))
+    return seen
+
+
+@pytest.mark.parametrize("transcript", transcripts(), ids=lambda t: t.block.where)
+def test_console_transcripts_show_what_the_command_prints(
+    transcript: Transcript, tmp_path: Path
+) -> None:
+    """Run the block's commands (the last on any free port): the lines shown
+    are what it prints, in order, ports of addresses aside; ``...`` stands
+    for lines left out."""
+    bin_dir = Path(sys.executable).parent
+    environment = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        # What the earlier steps of the quick start leave exported.
+        "AGENTCORE_RUNTIME_ARN": (
+            "arn:aws:bedrock-agentcore:us-west-2:123456789012:"
+            "runtime/demo_agent-LocalEmu01"
+        ),
+        "AGENTCORE_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_REGION": "us-west-2",
+        "AWS_ACCESS_KEY_ID": "AKIALOCALEMULATOR00",
+        "AWS_SECRET_ACCESS_KEY": "LocalEmulatorSecretKeyNotASecret00000000",
+        "BRIDGE_SESSION_SECRET": "transcript-check-session-secret-0123456789",
+    }
+    *setup, command = transcript.commands
+    script = "\n".join(["set -e", *setup, f"exec {command} --port 0"])
+    runs = [[_normalized(line) for line in run] for run in transcript.output]
+    process = subprocess.Popen(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        seen = _read_until(process, runs, timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    assert _runs_found(seen, runs) == len(runs), (
+        f"{transcript.block.where} shows:\n"
+        + "\n...\n".join("\n".join(run) for run in runs)
+        + "\nbut the command printed:\n"
+        + "\n".join(seen)
+    )
+
+
+def test_the_transcript_check_sees_the_bridge_commands() -> None:
+    """Each local command of the quick start has a transcript to check."""
+    commands = {t.commands[-1].split()[1] for t in transcripts()}
+    assert commands >= {"demo-agent", "local-agentcore", "serve", "local-apigw"}
 
 
 # Commands in shell blocks and inline code.
