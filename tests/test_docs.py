@@ -299,6 +299,16 @@ def transcripts() -> list[Transcript]:
     return found
 
 
+def on_a_free_port(command: str) -> str:
+    """The command with ``--port 0``, unless it shows a refused port."""
+    match = re.search(r"--port[ =](\d+)", command)
+    if match is None:
+        return f"{command} --port 0"
+    if int(match.group(1)) > 65535:
+        return command
+    return command[: match.start()] + "--port 0" + command[match.end() :]
+
+
 def _normalized(line: str) -> str:
     return _ADDRESS.sub(r"\1:PORT", line.rstrip())
 
@@ -366,7 +376,7 @@ def test_console_transcripts_show_what_the_command_prints(
         "BRIDGE_SESSION_SECRET": "transcript-check-session-secret-0123456789",
     }
     *setup, command = transcript.commands
-    script = "\n".join(["set -e", *setup, f"exec {command} --port 0"])
+    script = "\n".join(["set -e", *setup, f"exec {on_a_free_port(command)}"])
     runs = [[_normalized(line) for line in run] for run in transcript.output]
     process = subprocess.Popen(
         ["bash", "-c", script],
