@@ -25,6 +25,7 @@ import pytest
 from examples_files import (
     FARGATE,
     LAMBDA,
+    ROOT,
     TerraformTree,
     dockerfile_env,
     exec_form,
@@ -244,6 +245,48 @@ def test_terraform_files_are_the_four_the_examples_document(folder: Path) -> Non
     assert names == ["main.tf", "outputs.tf", "variables.tf", "versions.tf"]
 
 
+@pytest.mark.parametrize(
+    ("folder", "page"),
+    [(LAMBDA, "deploy-lambda.md"), (FARGATE, "deploy-fargate.md")],
+    ids=["lambda", "fargate"],
+)
+def test_deploy_page_lists_every_variable_with_its_default(
+    folder: Path, page: str
+) -> None:
+    """The page's variables table names each variable of variables.tf once,
+    and a default it writes as a number or in backticks is the tree's."""
+    tree = load_terraform(folder)
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    start = text.index("| variable | default | what |")
+    rows = []
+    for line in text[start:].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    shown: dict[str, str] = {}
+    for names_cell, defaults_cell, _ in rows:
+        names = re.findall(r"`(\w+)`", names_cell)
+        defaults = [d.strip() for d in defaults_cell.split(",")]
+        if len(defaults) != len(names):
+            defaults = [defaults_cell] * len(names)
+        for name, default in zip(names, defaults, strict=True):
+            assert name not in shown, name
+            shown[name] = default
+    assert sorted(shown) == sorted(tree.variables)
+    for name, written in shown.items():
+        variable = tree.variables[name]
+        assert (written == "(required)") == ("default" not in variable), name
+        default = variable.get("default")
+        if isinstance(default, list) and len(default) == 1:
+            default = default[0]
+        if re.fullmatch(r"\d+", written):
+            assert default == int(written), name
+        elif re.fullmatch(r"`[^`]+`", written) and default is not None:
+            value = written.strip("`")
+            expected = str(default).lower() if isinstance(default, bool) else default
+            assert str(expected if expected != {} else "{}") == value, name
+
+
 # ---------------------------------------------------------------- Fargate, Terraform
 
 
@@ -266,6 +309,37 @@ def test_stop_timeout_is_longer_than_the_deregistration_delay(
 def test_server_exits_before_ecs_kills_it(fargate: TerraformTree) -> None:
     environment = fargate.locals["environment"]
     assert "BRIDGE_SHUTDOWN_TIMEOUT = tostring(var.stop_timeout - 10)" in environment
+
+
+def test_service_runs_the_task_on_the_cluster_behind_the_listener(
+    fargate: TerraformTree,
+) -> None:
+    """Cluster, task definition, service, target group and listener are wired."""
+    assert fargate.of_kind("aws_ecs_cluster").keys() == {"bridge"}
+    service = fargate.resource("aws_ecs_service", "bridge")
+    assert service["cluster"] == "${aws_ecs_cluster.bridge.id}"
+    assert service["task_definition"] == "${aws_ecs_task_definition.bridge.arn}"
+    assert service["launch_type"] == "FARGATE"
+    (balancer,) = service["load_balancer"]
+    assert balancer["target_group_arn"] == "${aws_lb_target_group.bridge.arn}"
+    assert balancer["container_name"] == "${local.container_name}"
+    assert balancer["container_port"] == "${var.container_port}"
+    task = fargate.resource("aws_ecs_task_definition", "bridge")
+    assert task["container_definitions"] == "${jsonencode([local.container])}"
+    container = fargate.locals["container"]
+    assert container["name"] == "${local.container_name}"
+    assert container["portMappings"] == [
+        {"containerPort": "${var.container_port}", "protocol": "tcp"}
+    ]
+    group = fargate.resource("aws_lb_target_group", "bridge")
+    assert group["port"] == "${var.container_port}"
+    listener = fargate.resource("aws_lb_listener", "https")
+    (action,) = listener["default_action"]
+    assert action["type"] == "forward"
+    assert action["target_group_arn"] == "${aws_lb_target_group.bridge.arn}"
+    # The server listens where the task maps its port.
+    assert "BRIDGE_PORT" in fargate.locals["environment"]
+    assert "tostring(var.container_port)" in fargate.locals["environment"]
 
 
 def test_alb_idle_timeout_is_raised_for_long_streams(fargate: TerraformTree) -> None:
