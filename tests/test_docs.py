@@ -16,7 +16,9 @@ what a reader has after following docs/quickstart.md, and nothing else:
   with ``os.environ.get("BRIDGE_URL", "ws://127.0.0.1:8000/ws")``, whose
   default is a local ``agentcore-bridge serve``; the bridge itself never
   reads this variable;
-- ``PYTHONPATH`` holds tests/, for the samples that show the test helpers;
+- ``PYTHONPATH`` holds tests/, for the samples that show the test helpers,
+  and benchmarks/snapstart_standin/, whose ``snapshot_restore_py`` has the
+  functions of Lambda's, for the samples that register SnapStart hooks;
 - ``PATH`` and the locale come from the caller; ``HOME`` is the temporary
   directory, so no ``~/.aws`` file of the machine is read.
 
@@ -81,6 +83,9 @@ from server_helpers import bridge_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"
+#: The benchmarks' stand-in for Lambda's snapshot_restore_py, for samples
+#: that register SnapStart hooks.
+SNAPSTART_STAND_IN = ROOT / "benchmarks" / "snapstart_standin"
 PACKAGE = ROOT / "src" / "agentcore_bridge"
 PAGES = [
     ROOT / "README.md",
@@ -191,7 +196,7 @@ def sample_environment() -> Iterator[dict[str, str]]:
             if name in os.environ
         }
         environ.update(
-            PYTHONPATH=str(TESTS),
+            PYTHONPATH=os.pathsep.join([str(TESTS), str(SNAPSTART_STAND_IN)]),
             AGENTCORE_ENDPOINT_URL=emulator.url,
             AGENTCORE_RUNTIME_ARN=emulator.runtime_arn,
             AWS_REGION=emulator.region,
