@@ -30,10 +30,16 @@ with what it measured, including its peak resident memory, and exits.
   primes itself in a before-snapshot hook does: its pooled connections
   are then open when the snapshot is taken, and dropped at the restore.
 
-Before the handler, this script imports only ``importlib`` and ``json``
-(the Lambda runtime's bootstrap imports both, and more, before it imports
-a handler) and reads the event, so that the modules a handler loads are
-its own.
+Before the handler, this script imports the standard library modules that
+Lambda's Python runtime has loaded when it imports a handler
+(``RUNTIME_MODULES``) and reads the event, so that the modules and the
+time a handler's import adds are its own. The list is what the runtime
+interface client of Lambda's Python runtimes imports before it calls
+``importlib.import_module`` on the handler (``bootstrap.py`` of
+aws-lambda-python-runtime-interface-client and the modules it imports:
+``lambda_runtime_client``, ``lambda_runtime_log_utils``,
+``lambda_runtime_marshaller``), leaving out its C extension and
+``simplejson``, which are not in the standard library.
 """
 
 import time
@@ -44,6 +50,25 @@ import importlib  # noqa: E402 - after the clock, to time the interpreter's star
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+
+#: What Lambda's Python runtime has imported before the handler's module.
+RUNTIME_MODULES = (
+    "importlib",
+    "json",
+    "logging",
+    "os",
+    "sys",
+    "time",
+    "traceback",
+    "datetime",
+    "enum",
+    "decimal",
+    "math",
+    "concurrent.futures",
+    "concurrent.futures.thread",
+)
+for _name in RUNTIME_MODULES:
+    importlib.import_module(_name)
 
 
 class Context:

@@ -11,8 +11,9 @@ Every number is a median over fresh interpreters, ours and the reference
    for one ``$default`` message against the local AgentCore emulator and a
    loopback ``@connections`` endpoint.
 3. the same with every Python given with ``--python`` (by default also
-   3.12 and 3.13, the SnapStart runtimes, from ``~/.pyenv`` when installed,
-   each in a throwaway venv under /tmp).
+   3.12 and 3.13, the SnapStart runtimes, the newest of each installed in
+   pyenv's ``versions`` folder (``$PYENV_ROOT``, or ``~/.pyenv``), each in
+   a throwaway venv under /tmp).
 4. SnapStart, simulated: import, before-snapshot hooks, every TCP
    connection shut down, then after-restore hooks and the message; the
    restored path is timed from the restore to the first chunk. A second
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from _chart import Bar, write_bar_chart
+from _coldstart_child import RUNTIME_MODULES
 from _stack import ConnectionsRecorder, Post, Stack, frames_of, servers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -286,7 +288,7 @@ class Runner:
         self.add(side, "own_import_modules", own.report["modules"])
 
     def measure_interpreter(self) -> None:
-        """The bare interpreter running the child script, for scale."""
+        """The child script with the runtime's modules and no handler, for scale."""
         child = run_child(
             self.python, ["import", "os:getcwd", self.workdir], self.env, _nothing
         )
@@ -513,13 +515,14 @@ def import_breakdown(
 ) -> list[dict[str, Any]]:
     """The handler's import under ``-X importtime``, per top-level module.
 
-    Each fresh interpreter imports ``importlib`` and ``json`` first, as the
-    child does, then the handler's module; only what that second import
-    loads is counted. Self times are summed per top-level name
-    (``logging`` with ``logging.handlers``, ``agentcore_bridge`` with all
-    its modules) and the medians over ``rounds`` runs are returned, largest
-    first. ``-X importtime`` adds its own overhead, so the sum is a little
-    above the import times measured without it.
+    Each fresh interpreter imports what Lambda's runtime has loaded first
+    (``RUNTIME_MODULES``), as the child does, then the handler's module;
+    only what that second import loads is counted. Self times are summed
+    per top-level name (``logging`` with ``logging.handlers``,
+    ``agentcore_bridge`` with all its modules) and the medians over
+    ``rounds`` runs are returned, largest first. ``-X importtime`` adds
+    its own overhead, so the sum is a little above the import times
+    measured without it.
     """
     module = side.spec.partition(":")[0]
     # __import__, not importlib.import_module: -X importtime reports only
@@ -527,7 +530,9 @@ def import_breakdown(
     # leave out the handler's module itself (for the reference: creating
     # its two boto3 clients, which its module does at import).
     script = (
-        "import importlib, json, sys\n"
+        "import importlib, sys\n"
+        f"for name in {RUNTIME_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
         f"sys.path.insert(0, {side.code_dir!r})\n"
         "sys.stderr.write('--- handler ---\\n'); sys.stderr.flush()\n"
         f"__import__({module!r})\n"
@@ -579,13 +584,21 @@ def import_breakdown(
 def find_extra_pythons() -> list[str]:
     """The pyenv interpreters of the SnapStart runtimes that are installed."""
     found = []
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     for version in EXTRA_PYTHONS:
         candidates = sorted(
-            glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python3"))
+            glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", "python3")),
+            key=_version_key,
         )
         if candidates:
             found.append(candidates[-1])
     return found
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    """3.12.10 after 3.12.9: the numbers of the version folder in ``path``."""
+    folder = path.split(os.sep)[-3]
+    return tuple(int(part) if part.isdigit() else -1 for part in folder.split("."))
 
 
 def venv_python(base: str) -> str | None:
@@ -646,7 +659,7 @@ ROWS = (
     ("process start to exit, import only (ms)", "process_ms"),
     ("first chunk: fresh process to POST (ms)", "first_chunk_ms"),
     ("  of which: interpreter start (ms)", "interpreter_start_ms"),
-    ("  of which: harness, json import and event (ms)", "preamble_ms"),
+    ("  of which: runtime's imports and event (ms)", "preamble_ms"),
     ("  of which: import (ms)", "message_import_ms"),
     ("  of which: handler call to first POST (ms)", "handler_to_first_chunk_ms"),
     ("first chunk: handler call, to its return (ms)", "message_handler_ms"),
@@ -782,7 +795,8 @@ def print_markdown(result: dict[str, Any]) -> None:
     interpreter = result["medians"].get("interpreter", {})
     if interpreter:
         print(
-            f"\nA bare interpreter (the same child script, importing nothing) "
+            f"\nA bare interpreter (the same child script, with the runtime's "
+            f"modules and no handler) "
             f"peaks at {interpreter['import_peak_rss_mib']:.1f} MiB and runs "
             f"start to exit in {interpreter['process_ms']:.0f} ms."
         )
