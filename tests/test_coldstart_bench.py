@@ -123,6 +123,10 @@ def test_coldstart_benchmark_measures_both_handlers_and_draws_the_chart(
     # SnapStart hooks found by the stand-in snapshot_restore_py.
     ours = result["details"]["ours"]
     assert not any(name.startswith("botocore") for name in ours["modules_loaded"])
+    # The runtime's own modules were loaded before either import began.
+    for side in ("ours", "reference"):
+        loaded = set(result["details"][side]["modules_loaded"])
+        assert not loaded & set(coldstart_module().RUNTIME_MODULES), side
     assert ours["before_snapshot_hooks"] >= 1
     assert ours["after_restore_hooks"] >= 1
     assert result["details"]["reference"]["before_snapshot_hooks"] == 0
@@ -143,6 +147,13 @@ def test_coldstart_benchmark_measures_both_handlers_and_draws_the_chart(
         "| the library's own import under 15 ms |",
     ):
         assert heading in markdown, heading
+
+
+def test_the_runtime_modules_are_standard_library_modules() -> None:
+    """What the child imports first, as Lambda's runtime has, is all stdlib."""
+    names = coldstart_module().RUNTIME_MODULES
+    assert {"importlib", "json", "logging"} <= set(names)
+    assert all(name.split(".")[0] in sys.stdlib_module_names for name in names)
 
 
 def test_only_a_post_with_a_chunk_counts_as_the_first_chunk() -> None:
