@@ -15,6 +15,7 @@ import asyncio
 import copy
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -361,17 +362,50 @@ def test_a_token_checked_by_the_authorizer_follows_the_connection(
 
 
 def test_captured_scheduled_event_is_a_warmer_ping(
-    stack: Emulator, gateway: Gateway
+    stack: Emulator, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bridge = make_bridge(stack, gateway)
+    bridge = make_bridge(stack, gateway, BRIDGE_WARMER_HOLD="5")
     context = Context(function_arn(gateway))
-    assert bridge(captured("scheduler.json"), context) == {"warmed": 1, "failed": 0}
+
+    # A ping for one environment returns at once: nothing to overlap with,
+    # so no hold, and no call to anything.
+    naps: list[float] = []
+    real_sleep = time.sleep
+    caller = threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == caller:
+            naps.append(seconds)
+        real_sleep(seconds)
 
     invokes = gateway.stats()["counters"]["lambda_invokes"]
+    monkeypatch.setattr(time, "sleep", sleep)
+    assert bridge(captured("scheduler.json"), context) == {"warmed": 1, "failed": 0}
+    monkeypatch.undo()
+    assert naps == []
+    assert gateway.stats()["counters"]["lambda_invokes"] == invokes
+
+    bridge = make_bridge(stack, gateway)
     event = captured("scheduler.json")
     event["detail"] = json.dumps({"agentcore_bridge_warmer": {"concurrency": 3}})
     assert bridge(event, context) == {"warmed": 3, "failed": 0}
     assert gateway.stats()["counters"]["lambda_invokes"] == invokes + 2
+
+
+def test_the_warmer_marker_is_configurable(stack: Emulator, gateway: Gateway) -> None:
+    bridge = make_bridge(stack, gateway, BRIDGE_WARMER_KEY="keep_warm")
+    context = Context(function_arn(gateway))
+    invokes = gateway.stats()["counters"]["lambda_invokes"]
+    assert bridge({"keep_warm": {"concurrency": 2}}, context) == {
+        "warmed": 2,
+        "failed": 0,
+    }
+    assert gateway.stats()["counters"]["lambda_invokes"] == invokes + 1
+    event = captured("scheduler.json")
+    event["detail"] = json.dumps({"keep_warm": {"concurrency": 2}})
+    assert bridge(event, context) == {"warmed": 2, "failed": 0}
+    # The default marker means nothing to this bridge.
+    assert bridge({"agentcore_bridge_warmer": {}}, context) == {"statusCode": 400}
 
 
 def test_an_unknown_event_is_answered_400(stack: Emulator, gateway: Gateway) -> None:

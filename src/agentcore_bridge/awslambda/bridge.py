@@ -565,6 +565,12 @@ class LambdaBridge:
 
         wanted = int(_number(spec.get("concurrency"), 1))
         concurrency = min(max(wanted, 1), self.settings.warmer_max_concurrency)
+        if concurrency == 1:
+            # This environment is the one kept warm, and it is warm now.
+            self._log.write(
+                INFO, "warmer", requestId=context.aws_request_id, concurrency=1
+            )
+            return {"warmed": 1, "failed": 0}
         payload = {self.settings.warmer_key: {"fanout": True, "hold": hold}}
         function = context.invoked_function_arn
         results: list[str | None] = [None] * (concurrency - 1)
