@@ -17,8 +17,10 @@ import json
 import logging
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +199,115 @@ def test_a_bad_resume_token_does_not_refuse_the_connection(
     event = captured("connect.json")
     event["queryStringParameters"] = {"session": "v1.forged.token"}
     assert bridge(event, Context()) == {"statusCode": 200}
+
+
+class HeldLambda(ThreadingHTTPServer):
+    """Records every request; holds each answer until ``release`` is set."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HeldHandler)
+        self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.release = threading.Event()
+        self.answered_after_release: list[bool] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _HeldHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: HeldLambda
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests.append((self.path, dict(self.headers), json.loads(body)))
+        # A hang guard only: the test releases the answer at once.
+        released = self.server.release.wait(20)
+        self.server.answered_after_release.append(released)
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def held_lambda() -> Iterator[HeldLambda]:
+    server = HeldLambda()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_connect_calls_nothing_without_a_warm_up(
+    stack: Emulator, gateway: Gateway, held_lambda: HeldLambda
+) -> None:
+    """The handshake path makes no network call: every endpoint is the recorder."""
+    bridge = make_bridge(
+        stack,
+        gateway,
+        AGENTCORE_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_CONNECTIONS_ENDPOINT_URL=held_lambda.url + "/prod",
+        BRIDGE_LAMBDA_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_ALLOWED_ORIGINS="https://app.example",
+    )
+    event = captured("connect.json")
+    event["queryStringParameters"] = {"session": "v1.forged.token"}
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
+    event["headers"]["Origin"] = "https://evil.example"
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 403}
+    assert held_lambda.requests == []
+
+
+def test_the_warm_up_does_not_wait_for_lambdas_answer(
+    stack: Emulator, gateway: Gateway, held_lambda: HeldLambda
+) -> None:
+    """$connect returns once the Event invocation is written, before its 202."""
+    bridge = make_bridge(
+        stack,
+        gateway,
+        BRIDGE_LAMBDA_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_WARMUP_PAYLOAD='{"prompt": "warm up"}',
+    )
+    event = captured("connect.json")
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
+    # The request had arrived whole by the time the handshake was answered.
+    ((path, headers, payload),) = held_lambda.requests
+    held_lambda.release.set()
+    assert path == (
+        "/2015-03-31/functions/"
+        + urllib.parse.quote(function_arn(gateway), safe="")
+        + "/invocations"
+    )
+    assert headers["X-Amz-Invocation-Type"] == "Event"
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert "/lambda/aws4_request" in headers["Authorization"]
+    connection_id = event["requestContext"]["connectionId"]
+    assert payload == {
+        "agentcore_bridge_warmup": {
+            "connectionId": connection_id,
+            "sessionId": derive_session_id(SECRET.encode(), connection_id),
+        }
+    }
+    # Answered only after the handshake had returned.
+    assert wait_for(lambda: held_lambda.answered_after_release) == [True]
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+    return result
 
 
 def test_captured_disconnect_stops_the_session_when_configured(

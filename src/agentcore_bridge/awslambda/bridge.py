@@ -77,6 +77,8 @@ _UNKEYED = b"agentcore-bridge: session ids without BRIDGE_SESSION_SECRET"
 _DEADLINE_MARGIN = 2.0
 # A warmed environment stays busy at most this long, whatever a ping says.
 _MAX_WARMER_HOLD = 10.0
+# Longest a handshake waits for the warm-up request to be written.
+_WARMUP_SEND_WAIT = 1.0
 # The agent's answer to a warm-up is read and thrown away, up to this much.
 _WARMUP_READ_LIMIT = 16 * 1024 * 1024
 
@@ -288,25 +290,43 @@ class LambdaBridge:
     def _start_warm_up(
         self, connection_id: str, session_id: str, context: LambdaContext
     ) -> None:
-        # An Event invocation is queued by Lambda and answered with 202 at
-        # once, so the handshake waits only for that round trip; the
-        # agent's cold start then runs in another environment. A thread
-        # left running here would be frozen with this environment as soon
-        # as the handler returns.
+        # The agent's cold start must run in another environment: a thread
+        # left running here is frozen with this environment as soon as the
+        # handler returns. So the function invokes itself (an Event
+        # invocation, which Lambda queues), and the handshake waits only
+        # until that request is written, not for Lambda's 202: the request
+        # is then on its way whatever happens to this environment, and the
+        # answer is read by the thread whenever the environment runs again.
         payload = {
             _events.WARMUP_KEY: {"connectionId": connection_id, "sessionId": session_id}
         }
-        try:
-            self._lambda_client().invoke(
-                context.invoked_function_arn, payload, invocation_type="Event"
-            )
-        except BridgeError as exc:
-            self._log.write(
-                WARNING,
-                "warmup_failed",
-                connectionId=connection_id,
-                error=type(exc).__name__,
-            )
+        sent = threading.Event()
+        function = context.invoked_function_arn
+
+        def invoke() -> None:
+            try:
+                self._lambda_client().invoke(
+                    function, payload, invocation_type="Event", on_sent=sent.set
+                )
+            except BridgeError as exc:
+                self._log.write(
+                    WARNING,
+                    "warmup_failed",
+                    connectionId=connection_id,
+                    session=session_hash(session_id),
+                    error=getattr(exc, "error_type", None) or type(exc).__name__,
+                    sent=sent.is_set(),
+                )
+            finally:
+                sent.set()
+
+        thread = threading.Thread(
+            target=invoke, name="agentcore-bridge-warmup", daemon=True
+        )
+        thread.start()
+        # Writing takes microseconds on a kept-alive connection; a new one
+        # needs its TCP and TLS set-up first. Never longer than this.
+        sent.wait(_WARMUP_SEND_WAIT)
 
     # $disconnect.
 
