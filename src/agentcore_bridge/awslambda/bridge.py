@@ -209,7 +209,16 @@ class LambdaBridge:
     # SnapStart.
 
     def before_snapshot(self) -> None:
-        """Do the expensive set-up once, before Lambda takes the snapshot."""
+        """Do the expensive set-up once, before Lambda takes the snapshot.
+
+        The bridge itself (settings checked, clients made) is built by
+        then. This loads the TLS context with its CA bundle, warms the
+        protocol's encoder, and imports ``random``, which the first retry
+        would otherwise import on a restored environment (it is reseeded
+        after each restore).
+        """
+        import random  # noqa: F401, PLC0415 - into the snapshot, not the import
+
         default_tls_context()
         protocol.encode_end("warm", 0)
 
