@@ -280,8 +280,8 @@ def test_the_warm_up_does_not_wait_for_lambdas_answer(
     )
     event = captured("connect.json")
     assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
-    # The request had arrived whole by the time the handshake was answered.
-    ((path, headers, payload),) = held_lambda.requests
+    # Written before the handshake was answered; read by the server soon.
+    ((path, headers, payload),) = wait_for(lambda: held_lambda.requests)
     held_lambda.release.set()
     assert path == (
         "/2015-03-31/functions/"
@@ -527,6 +527,16 @@ def test_an_unknown_event_is_answered_400(stack: Emulator, gateway: Gateway) -> 
 def test_the_runtime_arn_is_required() -> None:
     with pytest.raises(ValidationError, match="AGENTCORE_RUNTIME_ARN"):
         LambdaBridge(Settings())
+
+
+def test_a_message_limit_above_api_gateways_quota_is_refused(
+    stack: Emulator, gateway: Gateway
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        make_bridge(stack, gateway, BRIDGE_MESSAGE_LIMIT_BYTES="131073")
+    assert refused.value.field == "BRIDGE_MESSAGE_LIMIT_BYTES"
+    assert "131072" in str(refused.value)
+    make_bridge(stack, gateway, BRIDGE_MESSAGE_LIMIT_BYTES="131072")
 
 
 # Without a session secret.

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from .. import protocol
 from ..agentcore import Timeouts
 from ..config import Settings, origin_allowed
-from ..connections import endpoint_from_event
+from ..connections import MAX_POST_BYTES, endpoint_from_event
 from ..credentials import Credentials, CredentialSource, as_source
 from ..exceptions import (
     AgentCoreError,
@@ -149,6 +149,12 @@ class LambdaBridge:
     ) -> None:
         self.settings = settings
         self._runtime_arn = settings.require_runtime_arn()
+        if settings.message_limit_bytes > MAX_POST_BYTES:
+            # Every post above API Gateway's quota would fail with 413.
+            raise ValidationError(
+                "BRIDGE_MESSAGE_LIMIT_BYTES",
+                f"must be at most {MAX_POST_BYTES} on API Gateway, its message quota",
+            )
         self._authorize = authorize
         self._credentials = as_source(credentials)
         self._client_factory = client_factory or self._default_client
