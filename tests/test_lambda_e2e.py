@@ -593,17 +593,21 @@ const types = [];
 class CountingSocket extends WebSocket {
   constructor(...args) {
     super(...args);
-    this.addEventListener("message", (event) => types.push(JSON.parse(event.data).type));
+    this.addEventListener("message", (event) => {
+      types.push(JSON.parse(event.data).type);
+    });
   }
 }
 
 async function run(client, payload) {
   const chunks = [];
-  const call = client.invoke(payload, { onChunk: (data, seq) => chunks.push([seq, data]) });
+  const onChunk = (data, seq) => chunks.push([seq, data]);
+  const call = client.invoke(payload, { onChunk });
   try {
     return { result: await call.done, chunks };
   } catch (error) {
-    return { error: { name: error.name, code: error.code, message: error.message }, chunks };
+    const { name, code, message } = error;
+    return { error: { name, code, message }, chunks };
   }
 }
 
