@@ -642,7 +642,7 @@ async function run(client, payload) {
 """
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
+@pytest.mark.usefixtures("node")
 def test_the_javascript_client_reassembles_and_orders_over_the_stack(
     gateway: Gateway, tmp_path: Path
 ) -> None:
