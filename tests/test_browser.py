@@ -79,14 +79,14 @@ def test_the_demo_page_streams_answers_and_resumes_its_session_after_reload(
     chromium_path: str, tmp_path: Path
 ) -> None:
     with (
-        demo_process("--port", "0", "--word-delay", "0.03") as (_, url),
+        demo_process("--port", "0", "--word-delay", "0.03") as demo,
         chromium(chromium_path, tmp_path / "profile") as devtools_url,
     ):
 
         async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[Path]]:
             page = await Page.connect(devtools_url)
             try:
-                await page.navigate(url + "/")
+                await page.navigate(demo.url + "/")
                 first = await chat(page, PROMPT)
                 shots = [await page.screenshot(tmp_path / "turn-1.png")]
                 await page.reload()

@@ -152,10 +152,12 @@ async def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
+            other = args.port + 1 if args.port < 65535 else 0
             sys.stderr.write(
                 f"agentcore-bridge demo: port {args.port} is already in use "
                 "(is another demo still running?). Stop that program, or choose "
-                f"another port: agentcore-bridge demo --port {args.port + 1}\n"
+                f"another port: agentcore-bridge demo --port {other} "
+                f"(with make: make demo DEMO_PORT={other})\n"
             )
             return 1
 
