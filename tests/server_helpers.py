@@ -25,9 +25,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 import websockets
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, web
 from websockets.asyncio.client import ClientConnection
 
+from agentcore_bridge import Credentials
 from agentcore_bridge.client import FrameDecoder
 from agentcore_bridge.config import Settings
 from agentcore_bridge.protocol import encode_cancel, encode_invoke, encode_ping
@@ -41,6 +42,7 @@ __all__ = [
     "Bridge",
     "Demo",
     "ProtocolClient",
+    "bridge_before",
     "bridge_stack",
     "closed_with",
     "demo_process",
@@ -87,6 +89,30 @@ def bridge_stack(
         )
         with running_app(app) as url:
             yield Bridge(url, emu, get_server(app))
+
+
+#: The runtime the bridge is pointed at when a test plays AgentCore itself.
+TEST_RUNTIME_ARN = (
+    "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/demo_agent-LocalEmu01"
+)
+
+
+@contextmanager
+def bridge_before(upstream: web.Application, **settings: Any) -> Iterator[Bridge]:
+    """Serve ``create_app`` in front of ``upstream``, an app playing AgentCore.
+
+    For what the emulator cannot show, such as the moment the bridge
+    closes an HTTP stream its agent is silent on. The bridge signs as
+    usual; ``upstream`` does not check. ``Bridge.emulator`` is ``None``.
+    """
+    settings.setdefault("ping_interval", 0.0)
+    with running_app(upstream) as upstream_url:
+        app = create_app(
+            Settings(runtime_arn=TEST_RUNTIME_ARN, endpoint_url=upstream_url, **settings),
+            credentials=Credentials("AKIDEXAMPLE", "not-a-secret"),
+        )
+        with running_app(app) as url:
+            yield Bridge(url, None, get_server(app))  # type: ignore[arg-type]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
