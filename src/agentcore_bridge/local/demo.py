@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -41,8 +40,6 @@ from .agentcore import (
 from .demo_agent import create_demo_agent_app
 
 __all__ = ["STATIC_DIR", "create_demo_app", "main"]
-
-logger = logging.getLogger("agentcore_bridge.local")
 
 #: The browser page and the JavaScript client.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
