@@ -2,11 +2,14 @@
 
 - :func:`bridge_stack`: the demo agent, the AgentCore emulator in front of
   it and ``create_app`` wired to them, each on its own ephemeral port;
+  :func:`bridge_before` puts ``create_app`` in front of a test's own app
+  playing AgentCore;
 - :class:`ProtocolClient`: a protocol v1 client on the ``websockets``
   package that joins split frames and collects each invocation's frames;
   :class:`AiohttpProtocolClient` is the same on aiohttp's client, and
   :data:`CLIENTS` names both for tests that run with each;
-- :func:`serve_process`: ``agentcore-bridge serve`` as a subprocess.
+- :func:`serve_process` and :func:`demo_process`: ``agentcore-bridge
+  serve`` and ``agentcore-bridge demo`` as subprocesses.
 """
 
 from __future__ import annotations
@@ -107,8 +110,9 @@ def bridge_before(upstream: web.Application, **settings: Any) -> Iterator[Bridge
     """
     settings.setdefault("ping_interval", 0.0)
     with running_app(upstream) as upstream_url:
+        settings.update(runtime_arn=TEST_RUNTIME_ARN, endpoint_url=upstream_url)
         app = create_app(
-            Settings(runtime_arn=TEST_RUNTIME_ARN, endpoint_url=upstream_url, **settings),
+            Settings(**settings),
             credentials=Credentials("AKIDEXAMPLE", "not-a-secret"),
         )
         with running_app(app) as url:
@@ -264,8 +268,8 @@ class AiohttpProtocolClient(ProtocolClient):
         await self.http.close()
 
     def abort(self) -> None:
-        transport = self.aiohttp_ws._writer.transport  # noqa: SLF001
-        transport.abort()
+        # aiohttp's client has no public way to drop the connection.
+        self.aiohttp_ws._writer.transport.abort()
 
     async def send(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
