@@ -340,6 +340,30 @@ def test_default_chain_prefers_environment_over_container() -> None:
     assert default_provider(environ).load().access_key_id == "AKIDENV"
 
 
+def test_static_credentials_come_third_in_the_default_chain() -> None:
+    static = Credentials("AKIDSTATIC", "static-secret")
+    chain = default_provider({}, static=static)
+    assert [provider.name for provider in chain.providers] == [
+        "environment",
+        "container",
+        "static",
+        "botocore",
+    ]
+    assert chain.load() is static
+    assert default_credentials({}, static=static).get() is static
+
+
+def test_the_environment_wins_over_static_credentials() -> None:
+    environ = {"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}
+    static = Credentials("AKIDSTATIC", "static-secret")
+    assert default_provider(environ, static=static).load().access_key_id == "AKIDENV"
+
+
+def test_static_credentials_must_be_credentials() -> None:
+    with pytest.raises(ConfigurationError):
+        default_provider({}, static=("AKID", "secret"))  # type: ignore[arg-type]
+
+
 def test_default_chain_with_nothing_configured_names_all_three() -> None:
     with pytest.raises(NoCredentialsError) as caught:
         default_provider({}).load()
@@ -731,6 +755,39 @@ def test_importing_credentials_loads_no_botocore_aiohttp_or_asyncio() -> None:
     before, after = result.stdout.splitlines()
     assert before == ""
     assert "botocore" in after.split(",")
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected_key"),
+    [
+        (
+            "os.environ.update(AWS_ACCESS_KEY_ID='AKIDENV', "
+            "AWS_SECRET_ACCESS_KEY='env-secret')\n"
+            "source = c.default_credentials()",
+            "AKIDENV",
+        ),
+        (
+            "source = c.default_credentials(static=c.Credentials('AKIDST', 's'))",
+            "AKIDST",
+        ),
+    ],
+    ids=["environment", "static"],
+)
+def test_the_default_chain_never_imports_botocore_before_it_is_reached(
+    setup: str, expected_key: str
+) -> None:
+    """A fresh interpreter: credentials found early leave botocore unloaded."""
+    script = (
+        "import os, sys\n"
+        "import agentcore_bridge.credentials as c\n"
+        f"{setup}\n"
+        "print(source.get().access_key_id)\n"
+        "print('botocore' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [expected_key, "False"]
 
 
 # The botocore fallback, against real config files.
