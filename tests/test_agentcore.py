@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlsplit
 import botocore.session
 import pytest
 from botocore.auth import SigV4Auth, SigV4QueryAuth
-from botocore.config import Config
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
