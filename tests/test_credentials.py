@@ -547,6 +547,55 @@ def test_advisory_caller_does_not_wait_for_a_refresh_in_progress() -> None:
     assert source.get().access_key_id == "AKID2"
 
 
+def test_a_crowd_in_the_advisory_window_starts_one_refresh_and_waits_for_none() -> None:
+    """Twenty threads and twenty tasks while the refresh is held up."""
+    provider = CountingProvider(lifetime=3600)
+    source = refreshing(provider)
+    source.get()
+    provider.clock.advance(3600 - 200)
+    provider.started.clear()
+    provider.gate = threading.Event()
+    barrier = threading.Barrier(20)
+    during: list[Credentials] = []
+
+    def worker() -> None:
+        barrier.wait()
+        during.append(source.get())
+
+    async def main() -> None:
+        assert provider.gate is not None
+        try:
+            # Every task returns while the refresh is still held at the gate...
+            during.extend(
+                await asyncio.gather(*(source.get_async() for _ in range(20)))
+            )
+            # ... and so does every thread but the one fetching.
+            for _ in range(1000):
+                if len(during) >= 39:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            # The loop's own refresh task waits for the fetch lock; the loop
+            # cannot end before it does.
+            provider.gate.set()
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert provider.started.wait(10)
+        asyncio.run(main())
+    finally:
+        provider.gate.set()
+        for thread in threads:
+            thread.join()
+
+    assert len(during) == 40
+    assert [c.access_key_id for c in during[:39]] == ["AKID1"] * 39
+    assert provider.loads == 2
+    assert source.get().access_key_id == "AKID2"
+
+
 def test_twenty_threads_share_one_fetch() -> None:
     provider = CountingProvider()
     provider.gate = threading.Event()
