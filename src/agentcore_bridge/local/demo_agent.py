@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..agentcore import SESSION_ID_HEADER
+from ..sessions import session_fingerprint
 from ._serve import serve
 
 __all__ = ["create_demo_agent_app", "main"]
@@ -115,7 +116,12 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
 
     session_id = request.headers.get(SESSION_ID_HEADER)
     turn = agent.next_turn(session_id)
-    logger.info("demo agent: turn %d of session %s", turn, session_id)
+    # A session id is a secret; the logs carry its fingerprint.
+    logger.info(
+        "demo agent: turn %d of session %s",
+        turn,
+        session_fingerprint(session_id) if session_id else "(none)",
+    )
 
     status = _int_knob(payload, "status", 0)
     if status >= 400:
