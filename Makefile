@@ -20,8 +20,11 @@ $(VENV)/.test-installed: $(BIN)/python pyproject.toml requirements-dev.txt
 	$(PIP) -e '.[server]' -r requirements-dev.txt
 	@touch $@ $(VENV)/.demo-installed
 
+# The demo's page port: make demo DEMO_PORT=8001 when 8000 is taken.
+DEMO_PORT ?= 8000
+
 demo: $(VENV)/.demo-installed
-	$(BIN)/agentcore-bridge demo
+	$(BIN)/agentcore-bridge demo --port $(DEMO_PORT)
 
 test: $(VENV)/.test-installed lint typecheck unit
 

@@ -13,7 +13,7 @@ measures, alternating the two clients round by round:
 
 Prints medians and ratios (boto3 / ours). Run with::
 
-    .venv/bin/python benchmarks/invoke.py [--rounds 30] [--import-rounds 9]
+    .venv/bin/python benchmarks/invoke.py [--rounds 30] [--import-rounds 9] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -272,7 +273,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--paced-rounds", type=int, default=5)
     parser.add_argument("--import-rounds", type=int, default=9)
+    parser.add_argument("--json", action="store_true", help="print JSON, not tables")
     args = parser.parse_args()
+    if min(args.rounds, args.paced_rounds, args.import_rounds) < 1:
+        parser.error("every --*rounds value must be at least 1")
 
     # Imports first, while this process is still small (see above).
     imports = measure_imports(args.import_rounds)
@@ -293,6 +297,20 @@ def main() -> None:
         assert servers.stdin is not None
         servers.stdin.close()
         servers.wait(timeout=10)
+
+    if args.json:
+        document = {
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+            },
+            "invocations": invocations,
+            "paced": paced,
+            "imports": imports,
+        }
+        print(json.dumps(document, indent=2))
+        return
 
     print_invocations(
         f"{PAYLOAD['words']} words, no delay, medians of {args.rounds} rounds",

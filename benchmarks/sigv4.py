@@ -163,7 +163,9 @@ def measure(rounds: int, number: int) -> list[dict[str, Any]]:
     rows = []
     for label, ours, theirs, make in cases:
         for warm_up in (ours, theirs):
-            time_per_call(warm_up, make if warm_up is theirs else None, number // 10)
+            time_per_call(
+                warm_up, make if warm_up is theirs else None, max(1, number // 10)
+            )
         ours_times: list[float] = []
         theirs_times: list[float] = []
         for round_number in range(rounds):
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--number", type=int, default=2000, help="signatures per round")
     parser.add_argument("--json", action="store_true", help="print JSON, not a table")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.number < 1:
+        parser.error("--rounds and --number must be at least 1")
 
     check_same_result()
     rows = measure(args.rounds, args.number)

@@ -25,6 +25,7 @@ __all__ = [
     "WS_CLOSE_PREFIX",
     "failing_agent",
     "failing_sse",
+    "raising_agent",
     "returning_agent",
     "sse_bytes",
     "streaming_agent",
@@ -84,6 +85,17 @@ def failing_agent() -> BedrockAgentCoreApp:
     @app.entrypoint
     def invoke(payload: dict[str, Any]) -> Iterator[str]:
         yield from FAILING_ITEMS
+        raise RuntimeError(FAILING_ERROR)
+
+    return app
+
+
+def raising_agent() -> BedrockAgentCoreApp:
+    """Raises ``FAILING_ERROR`` before answering: the app answers 500."""
+    app = BedrockAgentCoreApp()
+
+    @app.entrypoint
+    def invoke(payload: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(FAILING_ERROR)
 
     return app

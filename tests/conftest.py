@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -38,3 +41,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "property tests must run without a deadline and without the "
             "too_slow health check (see tests/conftest.py): " + ", ".join(offenders)
         )
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The ``node`` executable that the JavaScript client's tests run on.
+
+    Without it those tests are skipped on a developer's machine, but they
+    fail in CI (``CI=true``), where ``.ci/run`` installs Node.js: the
+    bundled client must never go untested there.
+    """
+    path = shutil.which("node")
+    if path is None:
+        message = (
+            "the JavaScript client's tests need Node.js: "
+            "install it with `apt-get install nodejs` (20.10 or later for "
+            "the WebSocket scenarios)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -7,9 +7,11 @@ import re
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlsplit
 
+import botocore.session
 import pytest
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials as BotoCredentials
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -70,6 +72,50 @@ def test_target_region_and_fips_overrides() -> None:
     target = resolve_target(ARN, region="eu-central-1", fips=True)
     assert (
         target.endpoint == "https://bedrock-agentcore-fips.eu-central-1.amazonaws.com"
+    )
+
+
+PARTITION_REGIONS = [
+    ("aws", "us-east-1"),
+    ("aws", "ap-southeast-7"),
+    ("aws-cn", "cn-north-1"),
+    ("aws-us-gov", "us-gov-west-1"),
+    ("aws-eusc", "eusc-de-east-1"),
+    ("aws-iso", "us-iso-east-1"),
+    ("aws-iso-b", "us-isob-east-1"),
+    ("aws-iso-e", "eu-isoe-west-1"),
+    ("aws-iso-f", "us-isof-south-1"),
+]
+
+
+@pytest.mark.parametrize("fips", [False, True], ids=["plain", "fips"])
+@pytest.mark.parametrize(("partition", "region"), PARTITION_REGIONS)
+def test_endpoint_of_every_partition_is_the_one_botocore_resolves(
+    partition: str, region: str, fips: bool
+) -> None:
+    """botocore's endpoint rules for bedrock-agentcore are the oracle."""
+    arn = f"arn:{partition}:bedrock-agentcore:{region}:123456789012:runtime/a-1"
+    target = resolve_target(arn, fips=fips)
+    client = botocore.session.get_session().create_client(
+        "bedrock-agentcore",
+        region_name=region,
+        aws_access_key_id="AKID",
+        aws_secret_access_key="secret",
+        config=Config(use_fips_endpoint=fips),
+    )
+
+    assert target.region == region
+    assert target.endpoint == client.meta.endpoint_url
+
+
+def test_an_unknown_partition_is_refused_by_name() -> None:
+    arn = "arn:aws-mars:bedrock-agentcore:ma-north-1:123456789012:runtime/a-1"
+    with pytest.raises(ValidationError) as caught:
+        resolve_target(arn)
+    assert caught.value.field == "partition"
+    # With an endpoint given, the partition does not matter.
+    assert resolve_target(arn, endpoint="https://agentcore.example").region == (
+        "ma-north-1"
     )
 
 

@@ -429,6 +429,7 @@ def real_agents() -> Iterator[dict[str, Emulator]]:
         "streaming": agents.streaming_agent(),
         "returning": agents.returning_agent(),
         "failing": agents.failing_agent(),
+        "raising": agents.raising_agent(),
         "websocket": agents.websocket_agent(),
     }
     with ExitStack() as stack_:
@@ -479,6 +480,24 @@ def test_real_failing_agent_gives_items_then_agent_error(
         "RuntimeError",
         agents.FAILING_ERROR,
     )
+
+
+def test_real_agent_raising_before_its_answer_is_a_runtime_client_error(
+    real_agents: dict[str, Emulator],
+) -> None:
+    """The app answers 500; AgentCore reports 424, which is not retried."""
+    emulator = real_agents["raising"]
+    session = new_session_id()
+
+    async def main() -> None:
+        async with make_client(emulator) as client:
+            await collect(client, {"prompt": "hi"}, session_id=session)
+
+    with pytest.raises(AgentCoreError) as caught:
+        run(main)
+    assert (caught.value.status, caught.value.error_type) == (424, "RuntimeClientError")
+    assert not caught.value.retryable
+    assert emulator.session_stats(session)["calls"] == 1
 
 
 def test_real_websocket_agent_with_signed_upgrade(

@@ -17,7 +17,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from emulator_calls import new_session_id
-from stack import Emulator, local_stack
+from stack import Emulator, agentcore_emulator, local_stack, running_app
+from test_local_agentcore import gated_agent, release
 
 
 @pytest.fixture
@@ -60,6 +61,26 @@ def test_invoke_agent_runtime_streams_the_agents_events(emulator: Emulator) -> N
     assert (
         "".join(sse_events(body)) == "Turn 1 of this session. You said: hello botocore"
     )
+
+
+def test_botocore_reads_the_first_event_while_the_agent_still_runs() -> None:
+    """The answer streams to botocore: its first event before the agent ends."""
+    first = b'data: "first"\n\n'
+    with (
+        running_app(gated_agent()) as agent_url,
+        agentcore_emulator(agent_url) as emulator,
+    ):
+        response = client_for(emulator).invoke_agent_runtime(
+            agentRuntimeArn=emulator.runtime_arn,
+            runtimeSessionId=new_session_id(),
+            payload=b"{}",
+        )
+        body = response["response"]
+        # Exactly the first event's length: the read returns without
+        # waiting for more, while the agent holds back the rest.
+        assert body.read(len(first)) == first
+        release(agent_url)
+        assert body.read() == b'data: "last"\n\n'
 
 
 def test_botocore_generates_a_session_id_that_the_emulator_accepts(

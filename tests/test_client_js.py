@@ -40,9 +40,7 @@ STATIC = Path(__file__).resolve().parent.parent / "src" / "agentcore_bridge" / "
 SCRIPT = STATIC / "bridge-client.js"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(
-    NODE is None, reason="node is not installed: the JavaScript client is not tested"
-)
+pytestmark = pytest.mark.usefixtures("node")
 
 TRICKY = ['"', "\\", "/", "\x7f", "\u2028", "\u2029", "é", "中", "\ufeff", "😀", "𝄞"]
 TRICKY += [chr(code) for code in range(0x20)]

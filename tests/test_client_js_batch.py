@@ -15,11 +15,9 @@ from agentcore_bridge.protocol import (
     encode_session,
     split_frame,
 )
-from test_client_js import NODE, SCRIPT, run_node
+from test_client_js import SCRIPT, run_node
 
-pytestmark = pytest.mark.skipif(
-    NODE is None, reason="node is not installed: the JavaScript client is not tested"
-)
+pytestmark = pytest.mark.usefixtures("node")
 
 DECODER_JS = """
 const { FrameDecoder } = require(process.argv[2]);

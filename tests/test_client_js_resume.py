@@ -14,11 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from server_helpers import bridge_stack
-from test_client_js import NODE, SCRIPT, node_has_websocket, run_node
+from test_client_js import SCRIPT, node_has_websocket, run_node
 
-pytestmark = pytest.mark.skipif(
-    NODE is None, reason="node is not installed: the JavaScript client is not tested"
-)
+pytestmark = pytest.mark.usefixtures("node")
 
 TOKEN = "bearer-token-for-the-js-client-0123"
 

@@ -8,7 +8,9 @@ cannot be asked for on demand (429 then 200, 5xx) and counts connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +21,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from agentcore_bridge.agentcore import Retries
+from agentcore_bridge.agentcore import Retries, Timeouts
 from agentcore_bridge.connections import endpoint_from_event
 from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import (
@@ -28,6 +30,7 @@ from agentcore_bridge.exceptions import (
     GoneError,
     PayloadTooLargeError,
     ThrottledError,
+    TimeoutError,
     TransportError,
 )
 from agentcore_bridge.sync.connections import ConnectionsClient
@@ -289,3 +292,36 @@ def test_an_unreachable_endpoint_is_a_transport_error() -> None:
     )
     with pytest.raises(TransportError):
         client.post("abc=", "x")
+
+
+def test_an_endpoint_that_never_answers_is_a_bounded_wait() -> None:
+    """A server that reads the request and says nothing: a timeout, not a hang."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                accepted.append(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        client = ConnectionsClient(
+            f"http://127.0.0.1:{listener.getsockname()[1]}/prod",
+            region="us-east-1",
+            credentials=CREDENTIALS,
+            timeouts=Timeouts(connect=1.0, first_byte=0.2, idle=0.2, total=5.0),
+            retries=FAST,
+            sleep=lambda _: None,
+        )
+        with pytest.raises(TimeoutError) as timed_out:
+            client.post("abc=", "x")
+        assert timed_out.value.phase == "first_byte"
+        # Retried like any network failure (docs/limitations.md: a retried
+        # post may arrive twice), each try bounded, then given up.
+        assert len(accepted) == FAST.max_attempts
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()

@@ -340,6 +340,30 @@ def test_default_chain_prefers_environment_over_container() -> None:
     assert default_provider(environ).load().access_key_id == "AKIDENV"
 
 
+def test_static_credentials_come_third_in_the_default_chain() -> None:
+    static = Credentials("AKIDSTATIC", "static-secret")
+    chain = default_provider({}, static=static)
+    assert [provider.name for provider in chain.providers] == [
+        "environment",
+        "container",
+        "static",
+        "botocore",
+    ]
+    assert chain.load() is static
+    assert default_credentials({}, static=static).get() is static
+
+
+def test_the_environment_wins_over_static_credentials() -> None:
+    environ = {"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}
+    static = Credentials("AKIDSTATIC", "static-secret")
+    assert default_provider(environ, static=static).load().access_key_id == "AKIDENV"
+
+
+def test_static_credentials_must_be_credentials() -> None:
+    with pytest.raises(ConfigurationError):
+        default_provider({}, static=("AKID", "secret"))  # type: ignore[arg-type]
+
+
 def test_default_chain_with_nothing_configured_names_all_three() -> None:
     with pytest.raises(NoCredentialsError) as caught:
         default_provider({}).load()
@@ -520,6 +544,55 @@ def test_advisory_caller_does_not_wait_for_a_refresh_in_progress() -> None:
     finally:
         provider.gate.set()
         refresher.join()
+    assert source.get().access_key_id == "AKID2"
+
+
+def test_a_crowd_in_the_advisory_window_starts_one_refresh_and_waits_for_none() -> None:
+    """Twenty threads and twenty tasks while the refresh is held up."""
+    provider = CountingProvider(lifetime=3600)
+    source = refreshing(provider)
+    source.get()
+    provider.clock.advance(3600 - 200)
+    provider.started.clear()
+    provider.gate = threading.Event()
+    barrier = threading.Barrier(20)
+    during: list[Credentials] = []
+
+    def worker() -> None:
+        barrier.wait()
+        during.append(source.get())
+
+    async def main() -> None:
+        assert provider.gate is not None
+        try:
+            # Every task returns while the refresh is still held at the gate...
+            during.extend(
+                await asyncio.gather(*(source.get_async() for _ in range(20)))
+            )
+            # ... and so does every thread but the one fetching.
+            for _ in range(1000):
+                if len(during) >= 39:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            # The loop's own refresh task waits for the fetch lock; the loop
+            # cannot end before it does.
+            provider.gate.set()
+
+    threads = [threading.Thread(target=worker) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    try:
+        assert provider.started.wait(10)
+        asyncio.run(main())
+    finally:
+        provider.gate.set()
+        for thread in threads:
+            thread.join()
+
+    assert len(during) == 40
+    assert [c.access_key_id for c in during[:39]] == ["AKID1"] * 39
+    assert provider.loads == 2
     assert source.get().access_key_id == "AKID2"
 
 
@@ -731,6 +804,39 @@ def test_importing_credentials_loads_no_botocore_aiohttp_or_asyncio() -> None:
     before, after = result.stdout.splitlines()
     assert before == ""
     assert "botocore" in after.split(",")
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected_key"),
+    [
+        (
+            "os.environ.update(AWS_ACCESS_KEY_ID='AKIDENV', "
+            "AWS_SECRET_ACCESS_KEY='env-secret')\n"
+            "source = c.default_credentials()",
+            "AKIDENV",
+        ),
+        (
+            "source = c.default_credentials(static=c.Credentials('AKIDST', 's'))",
+            "AKIDST",
+        ),
+    ],
+    ids=["environment", "static"],
+)
+def test_the_default_chain_never_imports_botocore_before_it_is_reached(
+    setup: str, expected_key: str
+) -> None:
+    """A fresh interpreter: credentials found early leave botocore unloaded."""
+    script = (
+        "import os, sys\n"
+        "import agentcore_bridge.credentials as c\n"
+        f"{setup}\n"
+        "print(source.get().access_key_id)\n"
+        "print('botocore' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [expected_key, "False"]
 
 
 # The botocore fallback, against real config files.

@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -443,6 +445,39 @@ def test_relative_uri_goes_to_the_ecs_endpoint() -> None:
     assert url == "http://169.254.170.2/v2/credentials/abc-123"
 
 
+def test_relative_uri_is_fetched_from_the_ecs_endpoint(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    """ECS's form: the path appended to the task endpoint, no Authorization."""
+    endpoint.expected_token = None
+    environ = {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/task-1?x=1"}
+    base = f"http://127.0.0.1:{endpoint.server.server_port}"
+    provider = ContainerProvider(environ, ecs_endpoint=base)
+
+    assert provider.endpoint_url() == f"{base}/v2/credentials/task-1"
+    credentials = provider.load()
+    assert credentials is not None
+    assert credentials.access_key_id == "ASIA0001"
+    assert endpoint.seen_paths == ["/v2/credentials/task-1?x=1"]
+    assert endpoint.seen_tokens == [None]
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "ftp://127.0.0.1",
+        "http://127.0.0.1/prefix",
+        "http://127.0.0.1?x=1",
+        "http://user@127.0.0.1",
+        "http://",
+    ],
+)
+def test_the_ecs_endpoint_must_be_a_bare_origin(base: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        ContainerProvider({}, ecs_endpoint=base)
+    assert caught.value.field == "ecs_endpoint"
+
+
 def test_relative_uri_wins_over_full_uri() -> None:
     environ = {
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/abc",
@@ -598,6 +633,26 @@ def test_invalidate_after_restore_fetches_with_the_current_token(
     source.invalidate()
     assert source.get().access_key_id == "ASIA0002"
     assert endpoint.seen_tokens == [f"first-{TOKEN_MARK}", f"restored-{TOKEN_MARK}"]
+
+
+def test_credentials_from_the_endpoint_leave_botocore_unloaded(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    """A fresh interpreter served by the endpoint never imports botocore."""
+    script = (
+        "import sys\n"
+        "from agentcore_bridge.credentials import default_credentials\n"
+        "print(default_credentials().get().access_key_id)\n"
+        "print('botocore' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **endpoint.environ()},
+    )
+    assert result.stdout.split() == ["ASIA0001", "False"]
 
 
 def test_twenty_threads_cause_one_fetch(endpoint: CredentialsEndpoint) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -572,3 +574,120 @@ def test_a_warmer_ping_keeps_n_environments_warm(stack: Emulator) -> None:
         again = client.invoke(gateway.function_name, event)
         assert again.payload == {"warmed": 1, "failed": 0}
         assert gateway.stats()["cold_starts"] == 3
+
+
+# The bundled JavaScript client, under Node.js, over the same stack.
+
+NODE = shutil.which("node")
+JS_CLIENT = (
+    Path(__file__).resolve().parent.parent
+    / "src"
+    / "agentcore_bridge"
+    / "static"
+    / "bridge-client.js"
+)
+JS_SCENARIO = """
+const { BridgeClient } = require(process.argv[2]);
+const types = [];
+// The client's own socket, counting what arrives on the wire.
+class CountingSocket extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (event) => {
+      types.push(JSON.parse(event.data).type);
+    });
+  }
+}
+
+async function run(client, payload) {
+  const chunks = [];
+  const onChunk = (data, seq) => chunks.push([seq, data]);
+  const call = client.invoke(payload, { onChunk });
+  try {
+    return { result: await call.done, chunks };
+  } catch (error) {
+    const { name, code, message } = error;
+    return { error: { name, code, message }, chunks };
+  }
+}
+
+(async () => {
+  const client = new BridgeClient(process.argv[3], {
+    WebSocket: CountingSocket, storage: null, keepAliveMs: 0,
+  });
+  const big = await run(client, { prompt: "big", size: 300000, chunk: 300000 });
+  const last = big.chunks[big.chunks.length - 1][1];
+  const streamed = await run(client, { prompt: "hello there", words: 200 });
+  const failed = await run(client, { prompt: "try", words: 20, fail_after: 2 });
+  client.close();
+  process.stdout.write(JSON.stringify({
+    types,
+    big: {
+      result: big.result,
+      seqs: big.chunks.map(([seq]) => seq),
+      lastLength: last.length,
+      lastChars: Array.from(new Set(last)).sort(),
+    },
+    streamed: {
+      result: streamed.result,
+      seqs: streamed.chunks.map(([seq]) => seq),
+      text: streamed.chunks.map(([, data]) => String(data)).join(""),
+    },
+    failed: { error: failed.error, chunks: failed.chunks.length },
+  }));
+})().catch((error) => {
+  process.stderr.write(String((error && error.stack) || error));
+  process.exit(1);
+});
+"""
+
+
+@pytest.mark.usefixtures("node")
+def test_the_javascript_client_reassembles_and_orders_over_the_stack(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """Node's WebSocket -> API Gateway emulator -> handler -> AgentCore -> agent."""
+    assert NODE is not None
+    probe = subprocess.run(
+        [NODE, "--experimental-websocket", "-e", "process.exit(WebSocket ? 0 : 1)"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip("this node has no WebSocket client (needs Node.js 20.10 or later)")
+    script = tmp_path / "scenario.js"
+    script.write_text(JS_SCENARIO, encoding="utf-8")
+    done = subprocess.run(
+        [NODE, "--experimental-websocket", str(script), str(JS_CLIENT), gateway.ws_url],
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    result = json.loads(done.stdout)
+
+    # The 300 KB chunk came in parts and was joined, in order.
+    big = result["big"]
+    assert big["result"]["chunks"] == len(big["seqs"])
+    assert big["seqs"] == list(range(len(big["seqs"])))
+    assert (big["lastLength"], big["lastChars"]) == (300_000, ["\n", "x"])
+    assert result["types"].count("part") >= 3
+
+    # The streamed answer came coalesced, every chunk once, in order.
+    streamed = result["streamed"]
+    count = streamed["result"]["chunks"]
+    assert count > 200
+    assert streamed["seqs"] == list(range(count))
+    assert streamed["text"].startswith("Turn 2 of this session. You said: hello")
+    assert "batch" in result["types"]
+    assert len(result["types"]) < count
+
+    # An agent failure rejects the invocation with the protocol's error.
+    failed = result["failed"]
+    assert (failed["error"]["name"], failed["error"]["code"]) == (
+        "BridgeError",
+        "agent_error",
+    )
+    assert "DemoAgentError" in failed["error"]["message"]
+    assert failed["chunks"] == 2

@@ -15,9 +15,12 @@ import asyncio
 import copy
 import json
 import logging
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +201,115 @@ def test_a_bad_resume_token_does_not_refuse_the_connection(
     assert bridge(event, Context()) == {"statusCode": 200}
 
 
+class HeldLambda(ThreadingHTTPServer):
+    """Records every request; holds each answer until ``release`` is set."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HeldHandler)
+        self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.release = threading.Event()
+        self.answered_after_release: list[bool] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _HeldHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: HeldLambda
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.requests.append((self.path, dict(self.headers), json.loads(body)))
+        # A hang guard only: the test releases the answer at once.
+        released = self.server.release.wait(20)
+        self.server.answered_after_release.append(released)
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def held_lambda() -> Iterator[HeldLambda]:
+    server = HeldLambda()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_connect_calls_nothing_without_a_warm_up(
+    stack: Emulator, gateway: Gateway, held_lambda: HeldLambda
+) -> None:
+    """The handshake path makes no network call: every endpoint is the recorder."""
+    bridge = make_bridge(
+        stack,
+        gateway,
+        AGENTCORE_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_CONNECTIONS_ENDPOINT_URL=held_lambda.url + "/prod",
+        BRIDGE_LAMBDA_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_ALLOWED_ORIGINS="https://app.example",
+    )
+    event = captured("connect.json")
+    event["queryStringParameters"] = {"session": "v1.forged.token"}
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
+    event["headers"]["Origin"] = "https://evil.example"
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 403}
+    assert held_lambda.requests == []
+
+
+def test_the_warm_up_does_not_wait_for_lambdas_answer(
+    stack: Emulator, gateway: Gateway, held_lambda: HeldLambda
+) -> None:
+    """$connect returns once the Event invocation is written, before its 202."""
+    bridge = make_bridge(
+        stack,
+        gateway,
+        BRIDGE_LAMBDA_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_WARMUP_PAYLOAD='{"prompt": "warm up"}',
+    )
+    event = captured("connect.json")
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
+    # Written before the handshake was answered; read by the server soon.
+    ((path, headers, payload),) = wait_for(lambda: held_lambda.requests)
+    held_lambda.release.set()
+    assert path == (
+        "/2015-03-31/functions/"
+        + urllib.parse.quote(function_arn(gateway), safe="")
+        + "/invocations"
+    )
+    assert headers["X-Amz-Invocation-Type"] == "Event"
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert "/lambda/aws4_request" in headers["Authorization"]
+    connection_id = event["requestContext"]["connectionId"]
+    assert payload == {
+        "agentcore_bridge_warmup": {
+            "connectionId": connection_id,
+            "sessionId": derive_session_id(SECRET.encode(), connection_id),
+        }
+    }
+    # Answered only after the handshake had returned.
+    assert wait_for(lambda: held_lambda.answered_after_release) == [True]
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+    return result
+
+
 def test_captured_disconnect_stops_the_session_when_configured(
     stack: Emulator, gateway: Gateway
 ) -> None:
@@ -361,17 +473,50 @@ def test_a_token_checked_by_the_authorizer_follows_the_connection(
 
 
 def test_captured_scheduled_event_is_a_warmer_ping(
-    stack: Emulator, gateway: Gateway
+    stack: Emulator, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bridge = make_bridge(stack, gateway)
+    bridge = make_bridge(stack, gateway, BRIDGE_WARMER_HOLD="5")
     context = Context(function_arn(gateway))
-    assert bridge(captured("scheduler.json"), context) == {"warmed": 1, "failed": 0}
+
+    # A ping for one environment returns at once: nothing to overlap with,
+    # so no hold, and no call to anything.
+    naps: list[float] = []
+    real_sleep = time.sleep
+    caller = threading.get_ident()
+
+    def sleep(seconds: float) -> None:
+        if threading.get_ident() == caller:
+            naps.append(seconds)
+        real_sleep(seconds)
 
     invokes = gateway.stats()["counters"]["lambda_invokes"]
+    monkeypatch.setattr(time, "sleep", sleep)
+    assert bridge(captured("scheduler.json"), context) == {"warmed": 1, "failed": 0}
+    monkeypatch.undo()
+    assert naps == []
+    assert gateway.stats()["counters"]["lambda_invokes"] == invokes
+
+    bridge = make_bridge(stack, gateway)
     event = captured("scheduler.json")
     event["detail"] = json.dumps({"agentcore_bridge_warmer": {"concurrency": 3}})
     assert bridge(event, context) == {"warmed": 3, "failed": 0}
     assert gateway.stats()["counters"]["lambda_invokes"] == invokes + 2
+
+
+def test_the_warmer_marker_is_configurable(stack: Emulator, gateway: Gateway) -> None:
+    bridge = make_bridge(stack, gateway, BRIDGE_WARMER_KEY="keep_warm")
+    context = Context(function_arn(gateway))
+    invokes = gateway.stats()["counters"]["lambda_invokes"]
+    assert bridge({"keep_warm": {"concurrency": 2}}, context) == {
+        "warmed": 2,
+        "failed": 0,
+    }
+    assert gateway.stats()["counters"]["lambda_invokes"] == invokes + 1
+    event = captured("scheduler.json")
+    event["detail"] = json.dumps({"keep_warm": {"concurrency": 2}})
+    assert bridge(event, context) == {"warmed": 2, "failed": 0}
+    # The default marker means nothing to this bridge.
+    assert bridge({"agentcore_bridge_warmer": {}}, context) == {"statusCode": 400}
 
 
 def test_an_unknown_event_is_answered_400(stack: Emulator, gateway: Gateway) -> None:
@@ -382,6 +527,16 @@ def test_an_unknown_event_is_answered_400(stack: Emulator, gateway: Gateway) -> 
 def test_the_runtime_arn_is_required() -> None:
     with pytest.raises(ValidationError, match="AGENTCORE_RUNTIME_ARN"):
         LambdaBridge(Settings())
+
+
+def test_a_message_limit_above_api_gateways_quota_is_refused(
+    stack: Emulator, gateway: Gateway
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        make_bridge(stack, gateway, BRIDGE_MESSAGE_LIMIT_BYTES="131073")
+    assert refused.value.field == "BRIDGE_MESSAGE_LIMIT_BYTES"
+    assert "131072" in str(refused.value)
+    make_bridge(stack, gateway, BRIDGE_MESSAGE_LIMIT_BYTES="131072")
 
 
 # Without a session secret.

@@ -75,21 +75,43 @@ print(json.dumps(out))
 
 
 class Recorder(ThreadingHTTPServer):
+    """A loopback ``@connections`` API, and a container credential endpoint."""
+
     daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[tuple[int, str]] = []
+        self.tokens: list[str | None] = []
+        self.session_tokens: list[str | None] = []
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Recorder
 
+    def do_GET(self) -> None:
+        # What Lambda's credential endpoint answers, once the token matches.
+        self.server.tokens.append(self.headers.get("Authorization"))
+        body = json.dumps(
+            {
+                "AccessKeyId": "ASIAFROMCONTAINER",
+                "SecretAccessKey": "restored-secret",
+                "Token": "restored-session-token",
+                "Expiration": "2100-01-01T00:00:00Z",
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         credential = self.headers.get("Authorization", "").split("Credential=")[1]
         self.server.seen.append((self.client_address[1], credential.split("/")[0]))
+        self.server.session_tokens.append(self.headers.get("X-Amz-Security-Token"))
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -150,6 +172,70 @@ def test_restore_drops_connections_reloads_credentials_and_reseeds(
     (port_before, key_before), (port_after, key_after) = recorder.seen
     assert port_before != port_after
     assert (key_before, key_after) == ("AKIDBEFORESNAPSHOT", "AKIDAFTERRESTORE")
+
+
+CONTAINER_RESTORE = """
+import json, os, sys
+import snapshot_restore_py as runtime
+import agentcore_bridge.awslambda as adapter
+
+class Context:
+    aws_request_id = "r"
+    invoked_function_arn = ""
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+for hook in reversed(runtime.before_snapshot):
+    hook()
+
+# Restored: the access keys of INIT are gone, the credential endpoint is set.
+for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    del os.environ[name]
+os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = os.environ.pop("CREDENTIALS_URL")
+os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = "restore-token"
+for hook in runtime.after_restore:
+    hook()
+
+loaded = set(sys.modules)
+event = {
+    "requestContext": {
+        "eventType": "MESSAGE", "routeKey": "$default", "connectionId": "c1=",
+        "apiId": "abc123", "stage": "prod", "requestId": "q",
+    },
+    "body": '{"type":"ping","id":"p"}',
+}
+adapter.handler(event, Context())
+print(json.dumps(sorted(set(sys.modules) - loaded)))
+"""
+
+
+def test_a_restored_environment_takes_the_container_credentials(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """After restore the keys of INIT are gone; the endpoint's are used.
+
+    The snapshot holds every module the first message needs, so serving it
+    imports nothing more.
+    """
+    (tmp_path / "snapshot_restore_py.py").write_text(FAKE_MODULE)
+    port = recorder.server_address[1]
+    env = {
+        "AGENTCORE_RUNTIME_ARN": (
+            "arn:aws:bedrock-agentcore:us-west-2:123456789012:runtime/agent-AbC123"
+        ),
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "AKIDBEFORESNAPSHOT",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "BRIDGE_SESSION_SECRET": "s" * 32,
+        "BRIDGE_CONNECTIONS_ENDPOINT_URL": f"http://127.0.0.1:{port}/prod",
+        "CREDENTIALS_URL": f"http://127.0.0.1:{port}/2018-06-01/credentials",
+    }
+    imported_by_first_message = run(tmp_path, CONTAINER_RESTORE, env)
+
+    assert recorder.tokens == ["restore-token"]
+    assert [key for _, key in recorder.seen] == ["ASIAFROMCONTAINER"]
+    assert recorder.session_tokens == ["restored-session-token"]
+    assert imported_by_first_message == []
 
 
 def test_without_the_runtime_module_nothing_is_registered(tmp_path: Path) -> None:

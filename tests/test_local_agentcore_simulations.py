@@ -7,12 +7,14 @@ may always be slower, never faster.
 from __future__ import annotations
 
 import http.client
+import logging
 import threading
 import time
 
 import pytest
 
 from agentcore_bridge.local.agentcore import Fault
+from agentcore_bridge.sessions import session_fingerprint
 from emulator_calls import Answer, call, new_session_id, open_call, stop
 from stack import local_stack
 
@@ -295,3 +297,21 @@ def test_reset_forgets_sessions_and_counters() -> None:
 def test_a_malformed_fault_is_refused(fields: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Fault.from_json(fields)
+
+
+def test_logs_name_sessions_by_fingerprint_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Session ids are secrets: the emulator and the demo agent log neither."""
+    caplog.set_level(logging.INFO, logger="agentcore_bridge")
+    with local_stack() as emulator:
+        session_id = new_session_id()
+        assert call(emulator, payload=PAYLOAD, session_id=session_id).status == 200
+        assert stop(emulator, session_id).status == 200
+
+    messages = [record.getMessage() for record in caplog.records]
+    fingerprint = session_fingerprint(session_id)
+    assert any(f"session {fingerprint}: cold start" in m for m in messages)
+    assert any(f"session {fingerprint} ended (stopped)" in m for m in messages)
+    assert any(f"turn 1 of session {fingerprint}" in m for m in messages)
+    assert session_id not in caplog.text

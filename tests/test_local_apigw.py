@@ -706,7 +706,7 @@ def test_command_line_serves_until_interrupted(tmp_path: Path) -> None:
         "EXTRA_SETTING=from-cli",
     ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
@@ -723,9 +723,12 @@ def test_command_line_serves_until_interrupted(tmp_path: Path) -> None:
         assert reply["environ"]["EXTRA_SETTING"] == "from-cli"
         worker = reply["pid"]
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
+        _, errors = process.communicate(timeout=15)
+        assert process.returncode == 0
         with pytest.raises(ProcessLookupError):
             os.kill(worker, 0)
+        # In a terminal the functions' output is printed as Lambda logs it.
+        assert "[env-1] REPORT RequestId: " in errors
     finally:
         if process.poll() is None:
             process.kill()

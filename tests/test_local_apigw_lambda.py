@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import os
 import time
 import urllib.error
@@ -365,6 +366,47 @@ def test_handler_output_is_prefixed_with_the_environment_id() -> None:
         line.startswith("[env-1] REPORT RequestId:") and "Init Duration" in line
         for line in lines
     )
+
+
+def test_without_a_stream_handler_output_is_logged_not_written_to_stderr(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Output goes where logging sends it: a test runner's capture, not the tty."""
+    with (
+        caplog.at_level(logging.INFO, "agentcore_bridge.local.function"),
+        local_apigw("counter:handler") as gateway,
+    ):
+        invoke(gateway, {"print": "hello from the handler"})
+        # The REPORT line follows the answer; the printed line may lag it.
+        wait_until(
+            lambda: (
+                "hello from the handler" in caplog.text
+                and "REPORT RequestId:" in caplog.text
+            )
+        )
+    records = [r for r in caplog.records if r.name == "agentcore_bridge.local.function"]
+    messages = [r.getMessage() for r in records]
+    assert "[env-1] hello from the handler" in messages
+    report = next(r for r in records if "REPORT RequestId:" in r.getMessage())
+    assert report.getMessage().startswith("[env-1] REPORT RequestId:")
+    assert "Init Duration" in report.getMessage()
+    assert (report.levelno, report.environment) == (logging.INFO, "env-1")  # type: ignore[attr-defined]
+    captured = capfd.readouterr()
+    assert "[env-1]" not in captured.err + captured.out
+
+
+def test_a_failed_init_is_logged_as_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.INFO, "agentcore_bridge.local.function"),
+        local_apigw("no_such_module:handler") as gateway,
+    ):
+        answer, _ = invoke(gateway, {})
+    assert answer["FunctionError"] == "Unhandled"
+    (failed,) = [r for r in caplog.records if "INIT failed" in r.getMessage()]
+    assert failed.levelno == logging.WARNING
+    assert "Runtime.ImportModuleError" in failed.getMessage()
 
 
 def test_stopping_the_emulator_ends_every_worker() -> None:

@@ -15,13 +15,24 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import WSMsgType, web
+from websockets.frames import Frame, Opcode
 
 from agentcore_bridge.client import FrameDecoder
 from agentcore_bridge.protocol import encode_cancel, encode_invoke
 from agentcore_bridge.sessions import session_fingerprint
-from server_helpers import Bridge, ProtocolClient, bridge_stack, wait_for
+from server_helpers import (
+    CLIENTS,
+    Bridge,
+    ProtocolClient,
+    bridge_before,
+    bridge_stack,
+    wait_for,
+)
 
 SLOW = {"words": 200, "delay": 0.05}  # about 10 s of output
+#: An answer that would stream for hours: only a stop ends it early.
+ENDLESS = {"words": 200_000, "delay": 0.05}
 
 
 def run(coroutine: Any) -> Any:
@@ -42,15 +53,20 @@ CUT_SHORT = ("client_gone", "agent_reset")
 def wait_until_cut_short(bridge: Bridge, before: int) -> None:
     """Wait until the emulator records the stream after ``before`` as cut short.
 
-    The demo agent's answer takes about 10 s; well before that, the call
-    must be over.
+    The stream is an :data:`ENDLESS` one: it can only be over because the
+    bridge closed it.
     """
 
     def cut_short() -> bool:
         calls = invoke_calls(bridge)
         return len(calls) > before and calls[before]["outcome"] in CUT_SHORT
 
-    wait_for(cut_short, timeout=5)
+    wait_for(cut_short, timeout=30)
+
+
+def agent_saw_the_caller_leave(caplog: pytest.LogCaptureFixture) -> bool:
+    """Whether the demo agent logged that its caller stopped reading."""
+    return any("the caller went away" in r.getMessage() for r in caplog.records)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +75,49 @@ def bridge() -> Any:
         yield running
 
 
-def test_chunks_arrive_in_order_then_exactly_one_end(bridge: Bridge) -> None:
+@pytest.fixture(params=sorted(CLIENTS))
+def client_class(request: pytest.FixtureRequest) -> type[ProtocolClient]:
+    """Each WebSocket client library the server is tested with."""
+    return CLIENTS[request.param]
+
+
+class SilentAgentCore:
+    """Plays AgentCore for an agent that says one thing, then thinks forever.
+
+    Records each invocation's HTTP connection as it opens and as the bridge
+    closes it: with nothing more to write, this is the only way to see
+    that a stopped invocation really closed its upstream request.
+    """
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed = 0
+        self.app = web.Application()
+        self.app.router.add_post("/runtimes/{path:.+}/invocations", self.invocations)
+
+    async def invocations(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b'data: "thinking"\n\n')
+        self.opened += 1
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.01)
+        self.closed += 1
+        return response
+
+
+@pytest.fixture
+def silent() -> Any:
+    agentcore = SilentAgentCore()
+    with bridge_before(agentcore.app) as running:
+        yield running, agentcore
+
+
+def test_chunks_arrive_in_order_then_exactly_one_end(
+    bridge: Bridge, client_class: type[ProtocolClient]
+) -> None:
     async def scenario() -> list[dict[str, Any]]:
-        client = await ProtocolClient.connect(bridge.ws_url())
+        client = await client_class.connect(bridge.ws_url())
         frames = await client.run("q1", {"prompt": "hello bridge"})
         await client.close()
         return frames
@@ -92,20 +148,21 @@ def test_the_session_frame_comes_first_with_a_token_and_its_expiry(
 
 def test_a_session_token_resumes_the_session_after_reconnecting(
     bridge: Bridge,
+    client_class: type[ProtocolClient],
 ) -> None:
     async def scenario() -> list[str]:
-        first = await ProtocolClient.connect(bridge.ws_url())
+        first = await client_class.connect(bridge.ws_url())
         await first.run("a", {"prompt": "one"})
         token = first.session["session"] if first.session else ""
         await first.close()
 
         # In the query string of the new connection...
-        second = await ProtocolClient.connect(bridge.ws_url(session=token))
+        second = await client_class.connect(bridge.ws_url(session=token))
         await second.run("b", {"prompt": "two"})
         await second.close()
 
         # ...or in the invoke, which also announces the resumed session.
-        third = await ProtocolClient.connect(bridge.ws_url())
+        third = await client_class.connect(bridge.ws_url())
         sessions_before = len([f for f in third.frames if f["type"] == "session"])
         await third.run("c", {"prompt": "three"}, session=token)
         sessions_after = len([f for f in third.frames if f["type"] == "session"])
@@ -130,9 +187,11 @@ def test_without_a_token_each_connection_starts_a_new_session(bridge: Bridge) ->
     assert [t.split(" of")[0] for t in run(scenario())] == ["Turn 1", "Turn 1"]
 
 
-def test_concurrent_invocations_interleave_each_in_order(bridge: Bridge) -> None:
+def test_concurrent_invocations_interleave_each_in_order(
+    bridge: Bridge, client_class: type[ProtocolClient]
+) -> None:
     async def scenario() -> ProtocolClient:
-        client = await ProtocolClient.connect(bridge.ws_url())
+        client = await client_class.connect(bridge.ws_url())
         for id in ("x", "y", "z"):
             await client.invoke(id, {"prompt": id, "words": 15, "delay": 0.02})
         done: set[str] = set()
@@ -155,12 +214,15 @@ def test_concurrent_invocations_interleave_each_in_order(bridge: Bridge) -> None
 
 def test_cancel_stops_the_upstream_stream_and_ends_with_one_cancelled_error(
     bridge: Bridge,
+    client_class: type[ProtocolClient],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="agentcore_bridge.local")
     before = len(invoke_calls(bridge))
 
     async def scenario() -> ProtocolClient:
-        client = await ProtocolClient.connect(bridge.ws_url())
-        await client.invoke("long", {"prompt": "go", **SLOW})
+        client = await client_class.connect(bridge.ws_url())
+        await client.invoke("long", {"prompt": "go", **ENDLESS})
         while len(client.frames_of("long")) < 2:
             await client.next_frame()
         await client.cancel("long")
@@ -185,7 +247,38 @@ def test_cancel_stops_the_upstream_stream_and_ends_with_one_cancelled_error(
         }
     ]
     assert frames[-1] is terminal[0]
+    # AgentCore (the emulator) saw the bridge close the stream, and the
+    # agent behind it saw its caller leave.
     wait_until_cut_short(bridge, before)
+    wait_for(lambda: agent_saw_the_caller_leave(caplog), timeout=30)
+    wait_for(lambda: bridge.server.invocations == 0)
+
+
+def test_cancel_closes_the_upstream_request_even_while_the_agent_is_silent(
+    silent: tuple[Bridge, SilentAgentCore], client_class: type[ProtocolClient]
+) -> None:
+    bridge, agentcore = silent
+
+    async def scenario() -> dict[str, Any]:
+        client = await client_class.connect(bridge.ws_url())
+        await client.invoke("quiet", {"prompt": "think"})
+        assert (await client.next_frame())["data"] == "thinking"
+        await client.cancel("quiet")
+        terminal = await client.until_terminal("quiet")
+        # The upstream connection closes without waiting for the agent
+        # to write (it never will).
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: wait_for(lambda: agentcore.closed == 1, timeout=30)
+        )
+        # The connection goes on serving.
+        await client.ping("still")
+        pong = await client.next_frame()
+        await client.close()
+        assert pong == {"type": "pong", "id": "still"}
+        return terminal
+
+    assert run(scenario())["code"] == "cancelled"
+    assert agentcore.opened == 1
 
 
 def test_a_cancel_sent_with_its_invoke_still_ends_in_one_cancelled_error(
@@ -220,9 +313,11 @@ def test_a_cancel_for_an_id_that_is_not_running_is_ignored(bridge: Bridge) -> No
     assert run(scenario()) == {"type": "pong", "id": "p1"}
 
 
-def test_ping_is_answered_with_pong_and_the_same_id(bridge: Bridge) -> None:
+def test_ping_is_answered_with_pong_and_the_same_id(
+    bridge: Bridge, client_class: type[ProtocolClient]
+) -> None:
     async def scenario() -> list[dict[str, Any]]:
-        client = await ProtocolClient.connect(bridge.ws_url())
+        client = await client_class.connect(bridge.ws_url())
         await client.ping("p7")
         await client.ping()
         frames = [await client.next_frame(), await client.next_frame()]
@@ -246,14 +341,27 @@ def test_ping_is_answered_with_pong_and_the_same_id(bridge: Bridge) -> None:
         ('{"type": "invoke", "id": "has space", "payload": 1}', None),
         ('{"type": "part", "id": "m3"}', "m3"),
         (b'{"type": "ping"}', None),
+        ("", None),
+        ('{"type": "invoke", "id": 7, "payload": 1}', None),
+        ('{"type": "invoke", "id": "' + "x" * 65 + '", "payload": 1}', None),
+        ('{"type": "invoke", "id": "", "payload": 1}', None),
+        ('{"type": "invoke", "id": "m4", "payload": 1, "session": 5}', "m4"),
+        ('{"type": "invoke", "id": "m5", "payload": NaN}', None),
+        ('{"type": "cancel"}', None),
+        ('{"type": "ping", "id": {"nested": true}}', None),
+        ('{"type": null, "id": "m6"}', "m6"),
+        ("[" * 10_000 + "]" * 10_000, None),
     ],
 )
 def test_a_malformed_frame_gets_bad_request_and_the_connection_stays(
-    bridge: Bridge, message: str | bytes, expected_id: str | None
+    bridge: Bridge,
+    client_class: type[ProtocolClient],
+    message: str | bytes,
+    expected_id: str | None,
 ) -> None:
     async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        client = await ProtocolClient.connect(bridge.ws_url())
-        await client.ws.send(message)
+        client = await client_class.connect(bridge.ws_url())
+        await client.send(message)
         error = await client.next_frame()
         frames = await client.run("ok", {"prompt": "still here"})
         await client.close()
@@ -265,6 +373,28 @@ def test_a_malformed_frame_gets_bad_request_and_the_connection_stays(
     assert error["id"] == expected_id
     assert error["retryable"] is False
     assert frames[-1]["type"] == "end"
+
+
+def test_a_text_frame_that_is_not_utf8_closes_1007_and_the_server_stays(
+    bridge: Bridge,
+) -> None:
+    """RFC 6455 section 8.1: invalid UTF-8 in a text message fails the
+    connection (1007); nothing else is affected."""
+
+    async def scenario() -> tuple[tuple[int | None, str], str]:
+        other = await ProtocolClient.connect(bridge.ws_url())
+        await other.invoke("o", {"prompt": "unaffected", "words": 20, "delay": 0.01})
+        client = await ProtocolClient.connect(bridge.ws_url())
+        client.ws.protocol.send_frame(Frame(Opcode.TEXT, b'{"type": "\xff"}'))
+        client.ws.transport.write(b"".join(client.ws.protocol.data_to_send()))
+        closed = await client.closed()
+        end = await other.until_terminal("o")
+        await other.close()
+        return closed, end["type"]
+
+    closed, other_end = run(scenario())
+    assert closed[0] == 1007
+    assert other_end == "end"
 
 
 def test_a_duplicate_id_is_refused_and_the_running_invocation_goes_on(
@@ -328,19 +458,86 @@ def test_agentcore_errors_become_protocol_errors(
 
 def test_a_client_that_vanishes_mid_stream_closes_the_upstream_stream(
     bridge: Bridge,
+    client_class: type[ProtocolClient],
 ) -> None:
     before = len(invoke_calls(bridge))
 
     async def scenario() -> None:
-        client = await ProtocolClient.connect(bridge.ws_url())
-        await client.invoke("gone", {"prompt": "go", **SLOW})
+        client = await client_class.connect(bridge.ws_url())
+        await client.invoke("gone", {"prompt": "go", **ENDLESS})
         while len(client.frames_of("gone")) < 2:
             await client.next_frame()
-        client.ws.transport.abort()
+        client.abort()
 
     run(scenario())
     wait_until_cut_short(bridge, before)
     wait_for(lambda: bridge.server.invocations == 0 and not bridge.server.connections)
+    assert_still_serving(bridge)
+
+
+def assert_still_serving(bridge: Bridge) -> None:
+    """A new client is served from start to end, and /healthz says ok."""
+
+    async def scenario() -> tuple[str, int]:
+        client = await ProtocolClient.connect(bridge.ws_url())
+        frames = await client.run("next", {"prompt": "next client"})
+        await client.close()
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(bridge.url + "/healthz") as response,
+        ):
+            return str(frames[-1]["type"]), response.status
+
+    assert run(scenario()) == ("end", 200)
+
+
+def test_a_vanished_client_closes_the_upstream_request_even_while_the_agent_is_silent(
+    silent: tuple[Bridge, SilentAgentCore], client_class: type[ProtocolClient]
+) -> None:
+    bridge, agentcore = silent
+
+    async def scenario() -> None:
+        client = await client_class.connect(bridge.ws_url())
+        await client.invoke("quiet", {"prompt": "think"})
+        await client.next_frame()
+        client.abort()
+
+    run(scenario())
+    wait_for(lambda: agentcore.closed == 1, timeout=30)
+    wait_for(lambda: bridge.server.invocations == 0 and not bridge.server.connections)
+
+
+def test_a_client_that_stops_answering_pings_is_dropped_and_its_upstream_closed() -> (
+    None
+):
+    """A client whose network vanished sends no FIN or RST: only the
+    missing pong tells. The bridge drops it and closes its upstream."""
+    agentcore = SilentAgentCore()
+    with bridge_before(agentcore.app, ping_interval=0.5) as bridge:
+
+        async def scenario() -> list[WSMsgType]:
+            seen = []
+            async with (
+                aiohttp.ClientSession() as http,
+                http.ws_connect(bridge.ws_url(), autoping=False) as ws,
+            ):
+                await ws.send_str(encode_invoke("quiet", {"prompt": "think"}))
+                # Read everything, answer no ping, until the bridge hangs up.
+                while not seen or seen[-1] not in ENDINGS:
+                    seen.append((await ws.receive(timeout=30)).type)
+            return seen
+
+        seen = run(scenario())
+        wait_for(lambda: agentcore.closed == 1, timeout=30)
+        wait_for(lambda: not bridge.server.connections)
+    assert WSMsgType.PING in seen
+    # Dropped, not closed: a peer that does not answer pings would not
+    # answer a close frame either.
+    assert seen[-1] in (WSMsgType.CLOSED, WSMsgType.ERROR)
+    assert agentcore.opened == 1
+
+
+ENDINGS = (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR)
 
 
 def test_aiohttp_clients_work_too(bridge: Bridge) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import pytest
 import websockets
 from aiohttp import web
@@ -13,7 +14,7 @@ from aiohttp import web
 from agentcore_bridge.config import Settings
 from agentcore_bridge.exceptions import AuthenticationError, ConfigurationError
 from agentcore_bridge.server import create_app
-from server_helpers import ProtocolClient, bridge_stack
+from server_helpers import AiohttpProtocolClient, ProtocolClient, bridge_stack
 
 TOKEN = "t0k3n-for-tests-0123456789abcdef"
 OTHER_TOKEN = "another-token-0123456789abcdef"
@@ -33,8 +34,11 @@ async def refused_status(url: str, **options: Any) -> tuple[int, Any]:
     raise AssertionError("the upgrade was accepted")
 
 
-async def turn_of(url: str, **options: Any) -> str:
-    client = await ProtocolClient.connect(url, **options)
+async def turn_of(
+    url: str, library: type[ProtocolClient] = ProtocolClient, **options: Any
+) -> str:
+    """Connect, chat once; return "Turn N" (the turn of the session)."""
+    client = await library.connect(url, **options)
     await client.run("t", {"prompt": "x"})
     await client.close()
     return client.text_of("t").split(" of")[0]
@@ -61,6 +65,26 @@ def test_a_wrong_token_is_refused_with_401(bearer: Any) -> None:
     )
     assert status == 401
     assert 'error="invalid_token"' in headers["WWW-Authenticate"]
+
+
+def test_aiohttp_clients_are_refused_and_admitted_the_same_way(bearer: Any) -> None:
+    async def scenario() -> tuple[list[int], str]:
+        statuses = []
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"Authorization": "Bearer wrong-token-000000000000"}):
+                try:
+                    async with http.ws_connect(bearer.ws_url(), headers=headers):
+                        statuses.append(101)
+                except aiohttp.WSServerHandshakeError as exc:
+                    statuses.append(exc.status)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        return statuses, await turn_of(
+            bearer.ws_url(), library=AiohttpProtocolClient, additional_headers=headers
+        )
+
+    statuses, turn = run(scenario())
+    assert statuses == [401, 401]
+    assert turn == "Turn 1"
 
 
 def test_the_token_is_accepted_in_the_authorization_header(bearer: Any) -> None:

@@ -9,12 +9,20 @@ import logging
 import socket
 from typing import Any
 
+import aiohttp
 import pytest
 import websockets
 
 from agentcore_bridge.server.connection import TokenBucket
 from agentcore_bridge.server.sockets import SendWatchdog, close_reason
-from server_helpers import ProtocolClient, bridge_stack, closed_with, wait_for
+from server_helpers import (
+    CLIENTS,
+    Bridge,
+    ProtocolClient,
+    bridge_stack,
+    closed_with,
+    wait_for,
+)
 
 SLOW = {"words": 200, "delay": 0.05}
 
@@ -23,44 +31,89 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def test_a_frame_over_the_limit_gets_payload_too_large_and_the_connection_stays() -> (
-    None
-):
+@pytest.fixture(params=sorted(CLIENTS))
+def client_class(request: pytest.FixtureRequest) -> type[ProtocolClient]:
+    """Each WebSocket client library the server is tested with."""
+    return CLIENTS[request.param]
+
+
+class Bystander:
+    """Another client of the same server, streaming while a limit is hit.
+
+    :meth:`start` begins a short answer; :meth:`finish` reads it to its
+    end and returns the terminal frame's type, which is ``end`` when the
+    breach elsewhere left this connection alone.
+    """
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+        self.client: ProtocolClient | None = None
+
+    async def start(self) -> None:
+        self.client = await ProtocolClient.connect(self.bridge.ws_url())
+        await self.client.invoke(
+            "bystander", {"prompt": "unaffected", "words": 30, "delay": 0.01}
+        )
+
+    async def finish(self) -> str:
+        assert self.client is not None
+        terminal = await self.client.until_terminal("bystander")
+        frames = await self.client.run("after", {"prompt": "and after"})
+        await self.client.close()
+        assert frames[-1]["type"] == "end"
+        return str(terminal["type"])
+
+
+def test_a_frame_over_the_limit_gets_payload_too_large_and_the_connection_stays(
+    client_class: type[ProtocolClient],
+) -> None:
     with bridge_stack(max_frame_bytes=1024) as bridge:
 
-        async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
-            client = await ProtocolClient.connect(bridge.ws_url())
+        async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+            bystander = Bystander(bridge)
+            await bystander.start()
+            client = await client_class.connect(bridge.ws_url())
             frame = {"type": "invoke", "id": "big", "payload": "x" * 2000}
-            await client.ws.send(json.dumps(frame))
+            await client.send(json.dumps(frame))
             error = await client.next_frame()
             frames = await client.run("small", {"prompt": "fits"})
             await client.close()
-            return error, frames
+            return error, frames, await bystander.finish()
 
-        error, frames = run(scenario())
+        error, frames, other = run(scenario())
     assert error["type"] == "error"
     assert error["code"] == "payload_too_large"
     assert error["id"] == "big"
     assert frames[-1]["type"] == "end"
+    assert other == "end"
 
 
-def test_a_frame_far_over_the_limit_closes_the_connection_with_1009() -> None:
+def test_a_frame_far_over_the_limit_closes_the_connection_with_1009(
+    client_class: type[ProtocolClient],
+) -> None:
     with bridge_stack(max_frame_bytes=1024) as bridge:
 
-        async def scenario() -> tuple[int | None, str]:
-            client = await ProtocolClient.connect(bridge.ws_url())
-            await client.ws.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
-            return await client.closed()
+        async def scenario() -> tuple[tuple[int | None, str], str]:
+            bystander = Bystander(bridge)
+            await bystander.start()
+            client = await client_class.connect(bridge.ws_url())
+            await client.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+            return await client.closed(), await bystander.finish()
 
-        code, _ = run(scenario())
+        (code, _), other = run(scenario())
     assert code == 1009
+    assert other == "end"
 
 
-def test_invocations_over_the_per_connection_limit_are_refused() -> None:
+def test_invocations_over_the_per_connection_limit_are_refused(
+    client_class: type[ProtocolClient],
+) -> None:
     with bridge_stack(max_invocations=2) as bridge:
 
         async def scenario() -> ProtocolClient:
-            client = await ProtocolClient.connect(bridge.ws_url())
+            bystander = Bystander(bridge)
+            await bystander.start()
+            client = await client_class.connect(bridge.ws_url())
             await client.invoke("a", {"prompt": "a", **SLOW})
             await client.invoke("b", {"prompt": "b", **SLOW})
             await client.invoke("c", {"prompt": "c"})
@@ -72,6 +125,8 @@ def test_invocations_over_the_per_connection_limit_are_refused() -> None:
             await client.cancel("b")
             await client.until_terminal("b")
             await client.close()
+            # The limit is per connection: the other one was served.
+            assert await bystander.finish() == "end"
             return client
 
         client = run(scenario())
@@ -82,15 +137,23 @@ def test_invocations_over_the_per_connection_limit_are_refused() -> None:
     assert client.frames_of("d")[-1]["type"] == "end"
 
 
-def test_invocations_faster_than_the_rate_are_refused() -> None:
+def test_invocations_faster_than_the_rate_are_refused(
+    client_class: type[ProtocolClient],
+) -> None:
     with bridge_stack(invocation_rate=0.01, invocation_burst=2) as bridge:
 
         async def scenario() -> ProtocolClient:
-            client = await ProtocolClient.connect(bridge.ws_url())
+            client = await client_class.connect(bridge.ws_url())
             await client.run("r1", {"prompt": "1"})
             await client.run("r2", {"prompt": "2"})
             await client.run("r3", {"prompt": "3"})
             await client.close()
+            # Each connection has its own budget.
+            other = await ProtocolClient.connect(bridge.ws_url())
+            for n in (1, 2):
+                frames = await other.run(f"o{n}", {"prompt": "mine"})
+                assert frames[-1]["type"] == "end"
+            await other.close()
             return client
 
         client = run(scenario())
@@ -106,18 +169,15 @@ def test_invocations_faster_than_the_rate_are_refused() -> None:
     ]
 
 
-def test_connections_over_the_process_limit_are_closed_with_1013() -> None:
+def test_connections_over_the_process_limit_are_closed_with_1013(
+    client_class: type[ProtocolClient],
+) -> None:
     with bridge_stack(max_connections=2) as bridge:
 
         async def scenario() -> tuple[tuple[int | None, str], list[str]]:
             first = await ProtocolClient.connect(bridge.ws_url())
             second = await ProtocolClient.connect(bridge.ws_url())
-            async with websockets.connect(bridge.ws_url()) as third:
-                try:
-                    await third.recv()
-                    refused: tuple[int | None, str] = (None, "")
-                except websockets.ConnectionClosed as exc:
-                    refused = closed_with(exc)
+            refused = await refused_after_upgrade(client_class, bridge.ws_url())
             ends = []
             for n, client in enumerate((first, second)):
                 frames = await client.run(f"ok{n}", {"prompt": "still served"})
@@ -134,6 +194,37 @@ def test_connections_over_the_process_limit_are_closed_with_1013() -> None:
     assert refused[0] == 1013
     assert "try again later" in refused[1]
     assert ends == ["end", "end", "end"]
+
+
+async def refused_after_upgrade(
+    client_class: type[ProtocolClient], url: str
+) -> tuple[int | None, str]:
+    """The close code and reason of a connection closed right after its upgrade."""
+    if client_class is ProtocolClient:
+        async with websockets.connect(url) as ws:
+            try:
+                await ws.recv()
+            except websockets.ConnectionClosed as exc:
+                return closed_with(exc)
+        raise AssertionError("not closed")
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        message = await ws.receive(timeout=10)
+        assert message.type == aiohttp.WSMsgType.CLOSE, message
+        return message.data, message.extra or ""
+
+
+def test_the_connection_limit_counts_pass_throughs_too() -> None:
+    with bridge_stack(max_connections=1) as bridge:
+
+        async def scenario() -> tuple[int | None, str]:
+            async with websockets.connect(bridge.ws_url("/agent/ws")):
+                return await refused_after_upgrade(
+                    ProtocolClient, bridge.ws_url("/agent/ws")
+                )
+
+        code, reason = run(scenario())
+    assert code == 1013
+    assert "try again later" in reason
 
 
 def _small_receive_buffer_socket(url: str) -> socket.socket:
@@ -180,6 +271,63 @@ def test_a_client_that_stops_reading_is_closed_and_its_stream_stopped(
     assert any("closing it with 1008" in r.getMessage() for r in caplog.records)
     flood = [c for c in calls if c["outcome"] != "ok"]
     assert flood, "the flooding stream was read to its end instead of stopped"
+
+
+def test_a_client_that_stops_reading_holds_a_bounded_buffer_and_pauses_its_agent() -> (
+    None
+):
+    """While a client reads nothing, what the server holds for it stays
+    under the documented bound (docs/server.md, "Backpressure"), and the
+    agent's stream is not read any further."""
+    send_buffer, limit = 65536, 131072
+    total, chunk = 16_000_000, 65536
+    # The buffer limit, one message written past it, a message's worth of
+    # queue and the frame that overflowed it, one frame held by the waiting
+    # invocation.
+    bound = send_buffer + 4 * limit
+    with bridge_stack(
+        send_buffer_bytes=send_buffer,
+        message_limit_bytes=limit,
+        slow_client_timeout=600.0,
+    ) as bridge:
+
+        async def scenario() -> tuple[list[int], list[int], bool]:
+            url = bridge.ws_url()
+            stalled = await websockets.connect(
+                url, sock=_small_receive_buffer_socket(url), max_queue=1, max_size=None
+            )
+            await stalled.recv()  # the session frame
+            invoke = {"prompt": "flood", "size": total, "chunk": chunk}
+            await stalled.send(
+                json.dumps({"type": "invoke", "id": "f", "payload": invoke})
+            )
+            (connection,) = bridge.server.connections
+            # Backpressure has reached the invocation: it waits for room.
+            wait_for(
+                lambda: (
+                    connection.socket.waiting > 0
+                    and connection.socket.buffered_bytes >= send_buffer
+                )
+            )
+            # Sample until the stream has stalled: nothing more read for
+            # half a second (a stream that ran to its end would fail below).
+            held, read = [], []
+            while len(read) < 25 or read[-25] != read[-1]:
+                assert len(read) < 1500, "the stream never stalled"
+                held.append(connection.socket.buffered_bytes)
+                read.append(connection._running["f"].frames.seq)
+                await asyncio.sleep(0.02)
+            still_running = "f" in connection._running
+            stalled.transport.abort()
+            return held, read, still_running
+
+        held, read, still_running = run(scenario())
+        wait_for(lambda: bridge.server.invocations == 0)
+    assert max(held) <= bound
+    # Paused, not finished: what was read is what the client's TCP path
+    # (kernel buffers of a few MB on loopback) took, far from the answer.
+    assert still_running
+    assert read[-1] * chunk < total / 2
 
 
 def test_the_token_bucket_refills_at_its_rate_up_to_its_capacity() -> None:

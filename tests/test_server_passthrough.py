@@ -160,13 +160,21 @@ def test_a_refused_agent_connection_closes_the_client_with_a_clear_code(
 
 @contextmanager
 def recording_stack(**settings: Any) -> Iterator[tuple[Bridge, dict[str, Any]]]:
-    record: dict[str, Any] = {"close_codes": [], "messages": []}
+    """An echoing agent that records each message (with its type) and the
+    close code it got; the text message ``vanish`` makes it drop its TCP
+    connection without a close frame."""
+    record: dict[str, Any] = {"close_codes": [], "messages": [], "types": []}
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(protocols=("chat.v2",), max_msg_size=0)
         await ws.prepare(request)
         async for message in ws:
             record["messages"].append(message.data)
+            record["types"].append(message.type)
+            if message.type == WSMsgType.TEXT and message.data == "vanish":
+                assert request.transport is not None
+                request.transport.abort()
+                break
             if message.type == WSMsgType.TEXT:
                 await ws.send_str(message.data)
             elif message.type == WSMsgType.BINARY:
@@ -186,6 +194,88 @@ def recording_stack(**settings: Any) -> Iterator[tuple[Bridge, dict[str, Any]]]:
         )
         with running_app(app) as url:
             yield Bridge(url, emulator, get_server(app)), record
+
+
+@pytest.mark.parametrize("library", ["websockets", "aiohttp"])
+def test_binary_and_text_messages_reach_the_agent_as_sent_and_come_back(
+    library: str,
+) -> None:
+    blob = bytes(range(256)) * 64 + b"\x00\xff"
+    with recording_stack() as (bridge, record):
+
+        async def with_websockets(url: str) -> list[Any]:
+            async with websockets.connect(url) as ws:
+                await ws.send(blob)
+                await ws.send("text stays text")
+                return [await ws.recv(), await ws.recv()]
+
+        async def with_aiohttp(url: str) -> list[Any]:
+            async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+                await ws.send_bytes(blob)
+                await ws.send_str("text stays text")
+                return [(await ws.receive()).data, (await ws.receive()).data]
+
+        scenario = with_websockets if library == "websockets" else with_aiohttp
+        echoed = run(scenario(bridge.ws_url("/agent/ws")))
+    assert record["types"][:2] == [WSMsgType.BINARY, WSMsgType.TEXT]
+    assert record["messages"][:2] == [blob, "text stays text"]
+    assert echoed == [blob, "text stays text"]
+    assert isinstance(echoed[0], bytes)
+
+
+def test_a_client_that_vanishes_is_a_1001_for_the_agent() -> None:
+    with recording_stack() as (bridge, record):
+
+        async def scenario() -> None:
+            ws = await websockets.connect(bridge.ws_url("/agent/ws"))
+            await ws.send("hello")
+            await ws.recv()
+            ws.transport.abort()
+
+        run(scenario())
+        wait_for(lambda: bool(record["close_codes"]))
+        wait_for(lambda: not bridge.server.passthroughs)
+    assert record["close_codes"] == [1001]
+
+
+def test_an_agent_that_vanishes_is_a_1011_for_the_client() -> None:
+    with recording_stack() as (bridge, _):
+
+        async def scenario() -> tuple[int | None, str]:
+            async with websockets.connect(bridge.ws_url("/agent/ws")) as ws:
+                await ws.send("vanish")
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    return closed_with(exc)
+            raise AssertionError("not closed")
+
+        code, _ = run(scenario())
+        wait_for(lambda: not bridge.server.passthroughs)
+    assert code == 1011
+
+
+def test_another_principals_session_token_is_refused_on_the_pass_through() -> None:
+    tokens = ("first-principal-token-0123", "second-principal-token-0123")
+    with bridge_stack(auth_tokens=tokens) as bridge:
+
+        async def scenario() -> tuple[int | None, str]:
+            mine = await ProtocolClient.connect(bridge.ws_url(access_token=tokens[0]))
+            token = mine.session["session"] if mine.session else ""
+            await mine.close()
+            url = bridge.ws_url("/agent/ws", access_token=tokens[1], session=token)
+            async with websockets.connect(url) as ws:
+                try:
+                    await ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    return closed_with(exc)
+            raise AssertionError("not closed")
+
+        code, reason = run(scenario())
+        calls = [c for c in bridge.emulator.stats()["log"] if c["operation"] == "ws"]
+    assert code == 1008
+    assert "session token" in reason
+    assert calls == []  # the agent's WebSocket was never opened
 
 
 def test_the_clients_close_code_reaches_the_agent() -> None:

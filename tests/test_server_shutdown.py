@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,13 @@ from typing import Any
 import pytest
 import websockets
 
-from server_helpers import ProtocolClient, closed_with, serve_process, wait_for
+from server_helpers import (
+    CLIENTS,
+    ProtocolClient,
+    closed_with,
+    serve_process,
+    wait_for,
+)
 from stack import Emulator, local_stack
 
 
@@ -42,8 +49,9 @@ def emulator() -> Iterator[Emulator]:
         yield running
 
 
+@pytest.mark.parametrize("library", sorted(CLIENTS))
 def test_a_stream_running_at_sigterm_finishes_then_the_connection_closes_1001(
-    emulator: Emulator,
+    emulator: Emulator, library: str
 ) -> None:
     env = {"BRIDGE_SHUTDOWN_TIMEOUT": "20"}
     with serve_process(emulator, env=env) as (process, url):
@@ -53,7 +61,7 @@ def test_a_stream_running_at_sigterm_finishes_then_the_connection_closes_1001(
         async def scenario() -> tuple[
             list[dict[str, Any]], tuple[int | None, str], int
         ]:
-            client = await ProtocolClient.connect(ws_url)
+            client = await CLIENTS[library].connect(ws_url)
             await client.invoke(
                 "s", {"prompt": "finish me", "words": 30, "delay": 0.05}
             )
@@ -81,8 +89,9 @@ def test_a_stream_running_at_sigterm_finishes_then_the_connection_closes_1001(
     assert closed[0] == 1001
 
 
+@pytest.mark.parametrize("library", sorted(CLIENTS))
 def test_a_stream_longer_than_the_deadline_ends_with_going_away_then_1001(
-    emulator: Emulator,
+    emulator: Emulator, library: str
 ) -> None:
     with serve_process(emulator, env={"BRIDGE_SHUTDOWN_TIMEOUT": "1.5"}) as (
         process,
@@ -91,7 +100,7 @@ def test_a_stream_longer_than_the_deadline_ends_with_going_away_then_1001(
         ws_url = url.replace("http", "ws", 1) + "/ws"
 
         async def scenario() -> tuple[list[dict[str, Any]], tuple[int | None, str]]:
-            client = await ProtocolClient.connect(ws_url)
+            client = await CLIENTS[library].connect(ws_url)
             await client.invoke("l", {"prompt": "long", "words": 400, "delay": 0.05})
             while len(client.frames_of("l")) < 2:
                 await client.next_frame()
@@ -108,6 +117,44 @@ def test_a_stream_longer_than_the_deadline_ends_with_going_away_then_1001(
     assert terminal[0]["retryable"] is True
     assert frames[-1] is terminal[0]
     assert closed[0] == 1001
+
+
+def test_a_client_that_reads_nothing_cannot_hold_the_process_past_its_deadline(
+    emulator: Emulator,
+) -> None:
+    """A stalled client answers no close frame: at the deadline its
+    connection is aborted, and the process exits."""
+    env = {"BRIDGE_SHUTDOWN_TIMEOUT": "2", "BRIDGE_SEND_BUFFER_BYTES": "16384"}
+    with serve_process(emulator, env=env) as (process, url):
+        ws_url = url.replace("http", "ws", 1) + "/ws"
+
+        async def scenario() -> None:
+            host, port = url.split("//", 1)[1].rsplit(":", 1)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((host, int(port)))
+            sock.setblocking(False)
+            stalled = await websockets.connect(
+                ws_url, sock=sock, max_queue=1, max_size=None
+            )
+            await stalled.recv()
+            flood = {"prompt": "flood", "size": 16_000_000, "chunk": 65536}
+            await stalled.send(
+                json.dumps({"type": "invoke", "id": "f", "payload": flood})
+            )
+            # Streaming; from now on the client reads nothing. The 16 MB
+            # answer fills every buffer on the way long before the deadline.
+            await stalled.recv()
+            process.send_signal(signal.SIGTERM)
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: process.wait(timeout=20)
+            )
+            stalled.transport.abort()
+
+        run(scenario())
+        assert process.returncode == 0
+        _, err = process.communicate(timeout=10)
+    assert "aborting 1 connections that did not close in time" in err
 
 
 def test_idle_connections_and_pass_throughs_close_with_1001_at_once(

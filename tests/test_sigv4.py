@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
@@ -77,6 +78,37 @@ def test_signing_key_cache_hit_returns_the_same_key() -> None:
 
     assert again is first
     assert next_day != first
+
+
+def reference_signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """The key derivation written out from the specification, uncached."""
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        ("other-secret", "20251120", "us-west-2", "bedrock-agentcore"),
+        ("secret", "20251121", "us-west-2", "bedrock-agentcore"),
+        ("secret", "20251120", "eu-west-1", "bedrock-agentcore"),
+        ("secret", "20251120", "us-west-2", "execute-api"),
+    ],
+    ids=["secret", "date", "region", "service"],
+)
+def test_signing_key_cache_keeps_each_of_secret_date_region_service_apart(
+    changed: tuple[str, str, str, str],
+) -> None:
+    """A key cached for one (secret, date, region, service) never serves another."""
+    base = ("secret", "20251120", "us-west-2", "bedrock-agentcore")
+    signing_key(*base)
+    signing_key(*changed)
+
+    assert signing_key(*base) == reference_signing_key(*base)
+    assert signing_key(*changed) == reference_signing_key(*changed)
+    assert signing_key(*changed) != signing_key(*base)
 
 
 def test_signing_key_stays_right_after_the_cache_fills_up() -> None:

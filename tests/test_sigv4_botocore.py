@@ -26,7 +26,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from unittest import mock
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import botocore.auth
 from botocore.awsrequest import AWSRequest
@@ -35,7 +35,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from agentcore_bridge.credentials import Credentials
-from agentcore_bridge.sigv4 import presign_url, sign_headers
+from agentcore_bridge.sigv4 import UNSIGNED_PAYLOAD, presign_url, sign_headers
 
 SERVICES = ["bedrock-agentcore", "execute-api", "lambda"]
 REGIONS = ["us-east-1", "us-west-2", "eu-central-1", "ap-southeast-2", "cn-north-1"]
@@ -75,6 +75,9 @@ class Case:
     moment: datetime
     expires: int = 300
     access_key: str = "AKIDEXAMPLE"
+    #: Sign with ``UNSIGNED-PAYLOAD`` instead of the body's hash (https only:
+    #: botocore always hashes the body of a plain-http request).
+    unsigned: bool = False
 
     def ours(self) -> Credentials:
         return Credentials(self.access_key, SECRET, self.token)
@@ -247,22 +250,35 @@ def cases(draw: st.DrawFn) -> Case:
         token=draw(tokens),
         moment=draw(moments),
         expires=draw(st.integers(1, 604800)),
+        unsigned=scheme == "https" and draw(st.booleans()),
     )
 
 
-def botocore_header_signing(case: Case) -> dict[str, str]:
-    request = AWSRequest(case.method, case.url, case.headers, case.body)
+def botocore_header_signing(case: Case, url: str | None = None) -> dict[str, str]:
+    """The headers SigV4Auth adds to ``case`` (sent to ``url`` if given)."""
+    request = AWSRequest(case.method, url or case.url, case.headers, case.body)
+    # How botocore's operations with unsigned payloads ask for one.
+    request.context["payload_signing_enabled"] = not case.unsigned
     naive_utc = case.moment.replace(tzinfo=None)
     with mock.patch.object(botocore.auth, "get_current_datetime", lambda: naive_utc):
         botocore.auth.SigV4Auth(case.botocore(), case.service, case.region).add_auth(
             request
         )
-    added = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token")
-    return {name: request.headers[name] for name in added if name in request.headers}
+    added = (
+        "Authorization",
+        "X-Amz-Date",
+        "X-Amz-Security-Token",
+        "X-Amz-Content-SHA256",
+    )
+    return {
+        name.lower(): request.headers[name] for name in added if name in request.headers
+    }
 
 
-def botocore_presigning(case: Case) -> str:
-    request = AWSRequest(case.method, case.url, case.headers)
+def botocore_presigning(case: Case, url: str | None = None) -> str:
+    """The URL SigV4QueryAuth makes of ``case`` (sent to ``url`` if given)."""
+    request = AWSRequest(case.method, url or case.url, case.headers)
+    request.context["payload_signing_enabled"] = not case.unsigned
     naive_utc = case.moment.replace(tzinfo=None)
     signer = botocore.auth.SigV4QueryAuth(
         case.botocore(), case.service, case.region, expires=case.expires
@@ -283,18 +299,30 @@ def url_parts(url: str) -> tuple[str, str, str, list[tuple[str, str]]]:
 @example(AGENTCORE_INVOKE)
 @given(cases())
 def test_sign_headers_matches_botocore(case: Case) -> None:
-    """sign_headers adds exactly the headers SigV4Auth adds, byte for byte."""
-    ours = sign_headers(
+    """sign_headers adds exactly the headers SigV4Auth adds, byte for byte.
+
+    Unsigned payloads included: botocore then adds ``X-Amz-Content-SHA256:
+    UNSIGNED-PAYLOAD`` and signs it, which is what ``payload_hash`` and
+    ``content_sha256_header`` ask of ours.
+    """
+    assert our_header_signing(case) == botocore_header_signing(case)
+
+
+def our_header_signing(case: Case, url: str | None = None) -> dict[str, str]:
+    unsigned = {"payload_hash": UNSIGNED_PAYLOAD, "content_sha256_header": True}
+    added = sign_headers(
         case.method,
-        case.url,
+        url or case.url,
         case.headers,
         case.body,
         credentials=case.ours(),
         region=case.region,
         service=case.service,
         now=case.moment,
+        **(unsigned if case.unsigned else {}),
     )
-    assert ours == botocore_header_signing(case)
+    # Header names are compared without case: botocore spells it "SHA256".
+    return {name.lower(): value for name, value in added.items()}
 
 
 @settings(max_examples=300)
@@ -302,14 +330,79 @@ def test_sign_headers_matches_botocore(case: Case) -> None:
 @given(cases())
 def test_presign_url_matches_botocore(case: Case) -> None:
     """presign_url gives the same URL and query parameters as SigV4QueryAuth."""
-    ours = presign_url(
+    assert url_parts(our_presigning(case)) == url_parts(botocore_presigning(case))
+
+
+def our_presigning(case: Case, url: str | None = None) -> str:
+    return presign_url(
         case.method,
-        case.url,
+        url or case.url,
         case.headers,
         credentials=case.ours(),
         region=case.region,
         service=case.service,
         expires=case.expires,
         now=case.moment.timestamp(),
+        payload_hash=UNSIGNED_PAYLOAD if case.unsigned else None,
     )
-    assert url_parts(ours) == url_parts(botocore_presigning(case))
+
+
+# The same query, spelled another way. AWS decodes a query and encodes it
+# again its own way before it checks a signature, so any spelling of the
+# same parameters must give the signature of the canonical spelling (which
+# botocore, taking the query as it stands, computes).
+
+#: Characters a query may carry unencoded besides the unreserved ones
+#: (RFC 3986 pchar and "/" "?", without the "&", "=" and "+" that change
+#: what the query means).
+RAW_SAFE = frozenset("!$'()*,;:@/?")
+
+
+@st.composite
+def respelled(draw: st.DrawFn, text: str) -> str:
+    """``text`` with each byte raw where allowed, or as %XX in either case."""
+    out = []
+    for char in text:
+        raw_allowed = char.isascii() and (
+            char.isalnum() or char in "-._~" or char in RAW_SAFE
+        )
+        if raw_allowed and draw(st.booleans()):
+            out.append(char)
+            continue
+        for byte in char.encode():
+            escape = f"%{byte:02X}"
+            out.append(escape.lower() if draw(st.booleans()) else escape)
+    return "".join(out)
+
+
+@st.composite
+def respelled_query(draw: st.DrawFn, url: str) -> str:
+    """``url`` with its (canonically written) query spelled another way."""
+    base, _, query = url.partition("?")
+    parts = []
+    for part in query.split("&") if query else []:
+        key, equals, value = part.partition("=")
+        spelled = draw(respelled(unquote(key)))
+        if equals or draw(st.booleans()):
+            spelled += "=" + draw(respelled(unquote(value)))
+        parts.append(spelled)
+    return f"{base}?{'&'.join(parts)}" if parts else base
+
+
+@settings(max_examples=200)
+@given(cases(), st.data())
+def test_any_spelling_of_the_query_signs_like_the_canonical_one(
+    case: Case, data: st.DataObject
+) -> None:
+    """Lower-case escapes, escaped letters, raw sub-delimiters: one signature."""
+    variant = data.draw(respelled_query(case.url))
+
+    assert our_header_signing(case, variant) == botocore_header_signing(case)
+
+    ours = our_presigning(case, variant)
+    theirs = botocore_presigning(case)
+    signature = dict(parse_qsl(urlsplit(ours).query))["X-Amz-Signature"]
+    assert signature == dict(parse_qsl(urlsplit(theirs).query))["X-Amz-Signature"]
+    # The caller's spelling is sent as it was given.
+    variant_query = urlsplit(variant).query
+    assert urlsplit(ours).query.startswith(variant_query)

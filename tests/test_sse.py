@@ -203,6 +203,86 @@ def test_data_round_trips(values: list[str], end: str) -> None:
     assert [event.data for event in parse(stream)] == values
 
 
+# Property: the events written are the events read, over any chunking.
+#
+# Unlike the tests above, which compare the parser with itself, this one
+# compares it with the events the stream was written from: a model of what
+# the standard says a stream means.
+
+_text = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"
+    ),
+    max_size=10,
+)
+
+
+@st.composite
+def _written_events(
+    draw: st.DrawFn,
+) -> tuple[bytes, list[ServerSentEvent]]:
+    """A stream written event by event, and the events it must give."""
+    out: list[str] = []
+    expected = []
+    last_id = ""
+
+    def line(text: str) -> None:
+        end = draw(_line_ends)
+        if not text and out and out[-1].endswith("\r"):
+            # CR then an empty line ended by LF reads as one CRLF: the
+            # stream would not say what the model means.
+            end = "\r"
+        out.append(text + end)
+
+    if draw(st.booleans()):
+        out.append("\ufeff")
+    for _ in range(draw(st.integers(0, 6))):
+        if draw(st.booleans()):
+            line(":" + draw(_text))  # a comment, ignored
+        event_type = draw(st.none() | _text)
+        if event_type is not None:
+            line("event: " + event_type)
+        event_id = draw(st.none() | _text)
+        if event_id is not None:
+            line("id: " + event_id)
+            last_id = event_id
+        data = draw(st.lists(_text, max_size=3))
+        for value in data:
+            # "data:x" and "data: x" mean the same, unless x starts with a space.
+            spaced = value.startswith(" ") or draw(st.booleans())
+            line(("data: " if spaced else "data:") + value)
+            if draw(st.booleans()):
+                line(":" + draw(_text))  # comments may sit between data lines
+        line("")
+        if data:
+            expected.append(
+                ServerSentEvent("\n".join(data), event_type or "message", last_id)
+            )
+    return "".join(out).encode(), expected
+
+
+@st.composite
+def _awkward_cuts(draw: st.DrawFn, stream: bytes) -> list[int]:
+    """Cut positions, many of them between CR and LF or inside a UTF-8 character."""
+    awkward = [
+        i
+        for i in range(1, len(stream))
+        if stream[i - 1 : i + 1] == b"\r\n" or 0x80 <= stream[i] <= 0xBF
+    ]
+    anywhere = st.integers(0, len(stream))
+    choice = st.sampled_from(awkward) | anywhere if awkward else anywhere
+    return draw(st.lists(choice, max_size=16))
+
+
+@settings(max_examples=400)
+@given(st.data())
+def test_written_events_are_read_back_over_any_chunking(data: st.DataObject) -> None:
+    stream, expected = data.draw(_written_events())
+    chunks = split_at(stream, data.draw(_awkward_cuts(stream)))
+
+    assert parse_events(chunks) == expected
+
+
 # The agent layer.
 
 

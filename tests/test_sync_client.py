@@ -480,6 +480,7 @@ def real_agents() -> Iterator[dict[str, Emulator]]:
         "streaming": agents.streaming_agent(),
         "returning": agents.returning_agent(),
         "failing": agents.failing_agent(),
+        "raising": agents.raising_agent(),
         "websocket": agents.websocket_agent(),
     }
     emulators: dict[str, Emulator] = {}
@@ -533,6 +534,19 @@ def test_real_failing_agent_gives_items_then_agent_error(
     assert data == agents.FAILING_ITEMS
     assert caught.value.error_type == "RuntimeError"
     assert caught.value.message == agents.FAILING_ERROR
+
+
+def test_real_agent_raising_before_its_answer_is_a_runtime_client_error(
+    real_agents: dict[str, Emulator],
+) -> None:
+    """The app answers 500; AgentCore reports 424, which is not retried."""
+    emulator = real_agents["raising"]
+    session = new_session_id()
+    with make_client(emulator) as client, pytest.raises(AgentCoreError) as caught:
+        client.invoke({"prompt": "hi"}, session_id=session)
+    assert (caught.value.status, caught.value.error_type) == (424, "RuntimeClientError")
+    assert not caught.value.retryable
+    assert emulator.session_stats(session)["calls"] == 1
 
 
 def test_real_websocket_agent_through_presigned_url(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import socketserver
@@ -345,6 +346,47 @@ def test_https_with_an_untrusted_certificate_fails(
     ):
         transport.request("GET", server.url + "/", {})
     assert isinstance(caught.value.__cause__, ssl.SSLError)
+
+
+def test_the_default_tls_context_is_made_once_per_process(
+    certificate: tuple[Path, Path],
+) -> None:
+    """Two transports, two TLS connections, one context from the system store.
+
+    A fresh interpreter trusts the test certificate through SSL_CERT_FILE,
+    the way a system CA store is found, and counts the contexts the
+    standard library makes.
+    """
+    cert, key = certificate
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    script = (
+        "import ssl, sys\n"
+        "made = []\n"
+        "original = ssl.create_default_context\n"
+        "def counting(*args, **kwargs):\n"
+        "    made.append(1)\n"
+        "    return original(*args, **kwargs)\n"
+        "ssl.create_default_context = counting\n"
+        "from agentcore_bridge.sync.http import HTTPTransport\n"
+        "for _ in range(2):\n"
+        "    with HTTPTransport() as transport:\n"
+        "        for _ in range(2):\n"
+        "            with transport.request('GET', sys.argv[1], {}) as response:\n"
+        "                assert response.read() == b'ok'\n"
+        "print(len(made))\n"
+    )
+    with scripted_server(always_ok, tls=server_tls) as server:
+        result = subprocess.run(
+            [sys.executable, "-c", script, server.url + "/"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SSL_CERT_FILE": str(cert)},
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "1"
+        assert server.connections == 2
 
 
 def test_transport_imports_only_the_standard_library() -> None:

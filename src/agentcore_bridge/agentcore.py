@@ -91,7 +91,7 @@ EXPIRED_TOKEN_ERRORS = frozenset({"ExpiredToken", "ExpiredTokenException"})
 # importing this module (on every Lambda cold start) compiles none.
 _ARN = (
     r"arn:(?P<partition>aws[a-z-]*):bedrock-agentcore:"
-    r"(?P<region>[a-z]{2}(?:-[a-z]+)+-\d):(?P<account>\d{12}):"
+    r"(?P<region>[a-z]{2,4}(?:-[a-z]+)+-\d+):(?P<account>\d{12}):"
     r"runtime/(?P<runtime_id>[A-Za-z0-9][A-Za-z0-9_-]{0,99})"
 )
 # The service accepts 33 to 256 characters, but echoes the id back in a
@@ -99,7 +99,8 @@ _ARN = (
 # that range work for one call and then cannot be read back.
 _SESSION_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{32,99}"
 _QUALIFIER = r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}"
-_REGION = r"[a-z]{2}(?:-[a-z]+)+-\d"
+# Region names: "us-east-1", "us-gov-west-1", "eusc-de-east-1" ...
+_REGION = r"[a-z]{2,4}(?:-[a-z]+)+-\d+"
 # The service model's ClientToken: 33 to 256 characters.
 _CLIENT_TOKEN_PATTERN = r"(?=.{33,256}\Z)[a-zA-Z0-9](?:-*[a-zA-Z0-9])*"  # noqa: S105
 #: (header, maximum length) of the tracing headers, in the argument order of
@@ -116,12 +117,16 @@ _OPERATIONS = (
 )
 _SECRET_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 
+# The DNS suffix of each partition (botocore's partitions.json).
 _DNS_SUFFIX = {
     "aws": "amazonaws.com",
     "aws-cn": "amazonaws.com.cn",
     "aws-us-gov": "amazonaws.com",
+    "aws-eusc": "amazonaws.eu",
     "aws-iso": "c2s.ic.gov",
     "aws-iso-b": "sc2s.sgov.gov",
+    "aws-iso-e": "cloud.adc-e.uk",
+    "aws-iso-f": "csp.hci.ic.gov",
 }
 
 

@@ -153,6 +153,37 @@ def _words(name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+def _origins(name: str, raw: str) -> tuple[str, ...]:
+    # An entry that is not an origin (a bare host name, a URL with a path)
+    # would never equal a browser's Origin header and silently shut every
+    # browser out.
+    origins = _words(name, raw)
+    for origin in origins:
+        if origin not in {"*", "null"} and not _is_origin(origin):
+            raise ValidationError(
+                name,
+                "must list origins as scheme://host[:port] (such as "
+                "https://app.example.com, without a path), or *",
+            )
+    return origins
+
+
+def _is_origin(text: str) -> bool:
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - read for the ValueError of a bad port
+    except ValueError:
+        return False
+    return bool(
+        parts.scheme
+        and parts.hostname
+        and parts.path in {"", "/"}
+        and not parts.query
+        and not parts.fragment
+        and parts.username is None
+    )
+
+
 def _key(name: str, raw: str) -> str:
     if not raw.replace("_", "").isalnum() or not raw.isascii():
         raise ValidationError(name, "must be letters, digits and underscores")
@@ -305,7 +336,7 @@ class Settings(NamedTuple):
     allowed_origins: tuple[str, ...] = _setting(
         "BRIDGE_ALLOWED_ORIGINS",
         (),
-        _words,
+        _origins,
         "Comma-separated Origin values allowed to connect; empty allows any.",
     )
     stop_session_on_disconnect: bool = _setting(

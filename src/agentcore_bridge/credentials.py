@@ -314,7 +314,8 @@ class ContainerProvider:
     AWS SDKs):
 
     - ``AWS_CONTAINER_CREDENTIALS_RELATIVE_URI``: ECS; fetched from
-      ``http://169.254.170.2`` followed by the URI.
+      ``ecs_endpoint`` (``http://169.254.170.2``, where ECS serves task
+      credentials) followed by the URI.
     - ``AWS_CONTAINER_CREDENTIALS_FULL_URI``: any https URL, or an http URL
       to a loopback address or to one of :data:`ALLOWED_HTTP_HOSTS`. Lambda
       SnapStart and EKS Pod Identity use it. The ``Authorization`` header is
@@ -328,6 +329,11 @@ class ContainerProvider:
     pause, so a silent endpoint costs about ``timeout * (retries + 1)``
     seconds. Refusals (4xx other than 429) and answers that are not
     credentials are not retried.
+
+    ``ecs_endpoint`` changes where relative URIs are resolved; leave it
+    alone outside tests (a loopback server standing in for ECS) and
+    proxies. Raises :class:`~agentcore_bridge.exceptions.ValidationError`
+    for a bad ``timeout``, ``retries`` or ``ecs_endpoint``.
     """
 
     name = "container"
@@ -339,14 +345,27 @@ class ContainerProvider:
         *,
         timeout: float = 2.0,
         retries: int = 2,
+        ecs_endpoint: str = f"http://{ECS_CREDENTIALS_HOST}",
     ) -> None:
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ValidationError("timeout", "must be a positive number of seconds")
         if retries < 0:
             raise ValidationError("retries", "must be 0 or more")
+        _split_endpoint("ecs_endpoint", ecs_endpoint)
+        base = urlsplit(ecs_endpoint)
+        if (
+            base.path not in ("", "/")
+            or base.query
+            or base.fragment
+            or "@" in base.netloc
+        ):
+            raise ValidationError(
+                "ecs_endpoint", "must be a scheme, a host and a port, nothing more"
+            )
         self._environ = environ
         self._timeout = timeout
         self._retries = retries
+        self._ecs_endpoint = ecs_endpoint.rstrip("/")
 
     def __repr__(self) -> str:
         return (
@@ -405,9 +424,7 @@ class ContainerProvider:
         if relative:
             if not relative.startswith("/"):
                 raise ValidationError(_RELATIVE_URI, "must start with '/'")
-            return _split_endpoint(
-                _RELATIVE_URI, f"http://{ECS_CREDENTIALS_HOST}{relative}"
-            )
+            return _split_endpoint(_RELATIVE_URI, f"{self._ecs_endpoint}{relative}")
         full = environ.get(_FULL_URI, "")
         if full:
             endpoint = _split_endpoint(_FULL_URI, full)
@@ -980,25 +997,37 @@ class _StaticSource:
         """Nothing to drop: the credentials were given in code."""
 
 
-def default_provider(environ: Mapping[str, str] | None = None) -> ChainProvider:
-    """The provider chain: environment, container endpoint, then botocore.
+def default_provider(
+    environ: Mapping[str, str] | None = None, *, static: Credentials | None = None
+) -> ChainProvider:
+    """The provider chain: environment, container endpoint, static, botocore.
 
     ``environ`` is what the first two read (default: the process
     environment); botocore always reads the process environment.
+    ``static`` credentials, when given, come third: what the platform
+    provides (the environment of a Lambda function, an ECS task's role)
+    wins over them, and botocore is never reached. Raises
+    :class:`~agentcore_bridge.exceptions.ConfigurationError` when
+    ``static`` is not a :class:`Credentials`.
     """
-    return ChainProvider(
-        [EnvironmentProvider(environ), ContainerProvider(environ), BotocoreProvider()]
-    )
+    providers: list[CredentialProvider] = [
+        EnvironmentProvider(environ),
+        ContainerProvider(environ),
+    ]
+    if static is not None:
+        providers.append(StaticProvider(static))
+    providers.append(BotocoreProvider())
+    return ChainProvider(providers)
 
 
 def default_credentials(
-    environ: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None, *, static: Credentials | None = None
 ) -> RefreshingCredentials:
     """A refreshing source over :func:`default_provider`.
 
     Nothing is fetched until the first :meth:`~RefreshingCredentials.get`.
     """
-    return RefreshingCredentials(default_provider(environ))
+    return RefreshingCredentials(default_provider(environ, static=static))
 
 
 def as_source(

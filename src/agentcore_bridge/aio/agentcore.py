@@ -27,6 +27,11 @@ from types import SimpleNamespace, TracebackType
 from typing import Any
 
 import aiohttp
+from aiohttp.http_exceptions import (
+    ContentLengthError,
+    HttpProcessingError,
+    TransferEncodingError,
+)
 from yarl import URL
 
 from ..agentcore import (
@@ -352,7 +357,13 @@ class AsyncAgentCoreClient:
             raise wait.error(loop, url, deadline) from exc
         except aiohttp.ClientResponseError as exc:
             raise TransportError(
-                f"malformed answer: {exc.message}", url=url, response_started=True
+                f"malformed answer: {_parse_failure(exc.message)}",
+                url=url,
+                response_started=True,
+            ) from exc
+        except aiohttp.ServerDisconnectedError as exc:
+            raise TransportError(
+                "the server closed the connection without answering", url=url
             ) from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(
@@ -476,9 +487,7 @@ class AsyncInvocationStream:
         except (aiohttp.ClientError, OSError) as exc:
             await self.aclose()
             raise TransportError(
-                f"connection lost while reading the answer: {_describe(exc)}",
-                url=url,
-                response_started=True,
+                _read_failure(exc), url=url, response_started=True
             ) from exc
         except BaseException:
             await self.aclose()
@@ -630,6 +639,32 @@ async def _read_small_body(
     except (builtins.TimeoutError, aiohttp.ClientError, OSError):
         logger.debug("could not read the error body from %s", response.url.path)
     return body[:MAX_ERROR_BODY]
+
+
+def _parse_failure(message: str) -> str:
+    """What aiohttp's parser said was wrong, without the bytes it quotes.
+
+    aiohttp quotes the offending bytes of the answer on the lines after its
+    explanation (``Invalid header token:\\n\\n  b'...'``); the explanation
+    alone is kept, as the synchronous transport reports it, so that an
+    answer never reaches error messages and logs.
+    """
+    text = str(message).strip().split("\n", 1)[0]
+    for quote_start in (": b'", ': b"', ": bytearray("):
+        text = text.split(quote_start, 1)[0]
+    text = text.rstrip(": ").strip()
+    return text[:120] or "the answer is not HTTP/1.1"
+
+
+def _read_failure(exc: BaseException) -> str:
+    """The message of a failure while reading a body that had started."""
+    cause = exc.__cause__
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        if isinstance(cause, (ContentLengthError, TransferEncodingError)):
+            return "the connection closed before the end of the answer"
+        if isinstance(cause, HttpProcessingError):
+            return f"malformed answer: {_parse_failure(cause.message)}"
+    return f"connection lost while reading the answer: {_describe(exc)}"
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 from .. import protocol
 from ..agentcore import Timeouts
 from ..config import Settings, origin_allowed
-from ..connections import endpoint_from_event
+from ..connections import MAX_POST_BYTES, endpoint_from_event
 from ..credentials import Credentials, CredentialSource, as_source
 from ..exceptions import (
     AgentCoreError,
@@ -77,6 +77,8 @@ _UNKEYED = b"agentcore-bridge: session ids without BRIDGE_SESSION_SECRET"
 _DEADLINE_MARGIN = 2.0
 # A warmed environment stays busy at most this long, whatever a ping says.
 _MAX_WARMER_HOLD = 10.0
+# Longest a handshake waits for the warm-up request to be written.
+_WARMUP_SEND_WAIT = 1.0
 # The agent's answer to a warm-up is read and thrown away, up to this much.
 _WARMUP_READ_LIMIT = 16 * 1024 * 1024
 
@@ -147,6 +149,12 @@ class LambdaBridge:
     ) -> None:
         self.settings = settings
         self._runtime_arn = settings.require_runtime_arn()
+        if settings.message_limit_bytes > MAX_POST_BYTES:
+            # Every post above API Gateway's quota would fail with 413.
+            raise ValidationError(
+                "BRIDGE_MESSAGE_LIMIT_BYTES",
+                f"must be at most {MAX_POST_BYTES} on API Gateway, its message quota",
+            )
         self._authorize = authorize
         self._credentials = as_source(credentials)
         self._client_factory = client_factory or self._default_client
@@ -207,7 +215,16 @@ class LambdaBridge:
     # SnapStart.
 
     def before_snapshot(self) -> None:
-        """Do the expensive set-up once, before Lambda takes the snapshot."""
+        """Do the expensive set-up once, before Lambda takes the snapshot.
+
+        The bridge itself (settings checked, clients made) is built by
+        then. This loads the TLS context with its CA bundle, warms the
+        protocol's encoder, and imports ``random``, which the first retry
+        would otherwise import on a restored environment (it is reseeded
+        after each restore).
+        """
+        import random  # noqa: F401, PLC0415 - into the snapshot, not the import
+
         default_tls_context()
         protocol.encode_end("warm", 0)
 
@@ -288,25 +305,43 @@ class LambdaBridge:
     def _start_warm_up(
         self, connection_id: str, session_id: str, context: LambdaContext
     ) -> None:
-        # An Event invocation is queued by Lambda and answered with 202 at
-        # once, so the handshake waits only for that round trip; the
-        # agent's cold start then runs in another environment. A thread
-        # left running here would be frozen with this environment as soon
-        # as the handler returns.
+        # The agent's cold start must run in another environment: a thread
+        # left running here is frozen with this environment as soon as the
+        # handler returns. So the function invokes itself (an Event
+        # invocation, which Lambda queues), and the handshake waits only
+        # until that request is written, not for Lambda's 202: the request
+        # is then on its way whatever happens to this environment, and the
+        # answer is read by the thread whenever the environment runs again.
         payload = {
             _events.WARMUP_KEY: {"connectionId": connection_id, "sessionId": session_id}
         }
-        try:
-            self._lambda_client().invoke(
-                context.invoked_function_arn, payload, invocation_type="Event"
-            )
-        except BridgeError as exc:
-            self._log.write(
-                WARNING,
-                "warmup_failed",
-                connectionId=connection_id,
-                error=type(exc).__name__,
-            )
+        sent = threading.Event()
+        function = context.invoked_function_arn
+
+        def invoke() -> None:
+            try:
+                self._lambda_client().invoke(
+                    function, payload, invocation_type="Event", on_sent=sent.set
+                )
+            except BridgeError as exc:
+                self._log.write(
+                    WARNING,
+                    "warmup_failed",
+                    connectionId=connection_id,
+                    session=session_hash(session_id),
+                    error=getattr(exc, "error_type", None) or type(exc).__name__,
+                    sent=sent.is_set(),
+                )
+            finally:
+                sent.set()
+
+        thread = threading.Thread(
+            target=invoke, name="agentcore-bridge-warmup", daemon=True
+        )
+        thread.start()
+        # Writing takes microseconds on a kept-alive connection; a new one
+        # needs its TCP and TLS set-up first. Never longer than this.
+        sent.wait(_WARMUP_SEND_WAIT)
 
     # $disconnect.
 
@@ -565,6 +600,12 @@ class LambdaBridge:
 
         wanted = int(_number(spec.get("concurrency"), 1))
         concurrency = min(max(wanted, 1), self.settings.warmer_max_concurrency)
+        if concurrency == 1:
+            # This environment is the one kept warm, and it is warm now.
+            self._log.write(
+                INFO, "warmer", requestId=context.aws_request_id, concurrency=1
+            )
+            return {"warmed": 1, "failed": 0}
         payload = {self.settings.warmer_key: {"fanout": True, "hold": hold}}
         function = context.invoked_function_arn
         results: list[str | None] = [None] * (concurrency - 1)

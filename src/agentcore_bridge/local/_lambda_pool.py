@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import time
 import uuid
 from collections import deque
@@ -33,6 +32,8 @@ from typing import Any, TextIO
 __all__ = ["EnvironmentPool", "InvocationResult", "PoolSettings"]
 
 logger = logging.getLogger("agentcore_bridge.local.apigw")
+#: What the functions print, and the REPORT lines, when no stream is given.
+function_logger = logging.getLogger("agentcore_bridge.local.function")
 
 WORKER_SCRIPT = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "_lambda_worker.py"
@@ -51,8 +52,11 @@ class PoolSettings:
     new worker, apart from the per-environment ``AWS_LAMBDA_LOG_STREAM_NAME``;
     it is called at each start, since the emulator's address may be known
     only once its server listens.
-    ``log_stream`` receives the workers' output, prefixed with their ids
-    (``None``: the emulator's stderr at the time of writing).
+    ``log_stream`` receives the workers' output, each line prefixed with
+    its environment's id; ``None`` logs each line on the
+    ``agentcore_bridge.local.function`` logger instead (INFO, WARNING for
+    a failed INIT), so that it goes wherever the application's logging
+    sends it, and nowhere when logging is not configured.
     """
 
     python: str
@@ -263,7 +267,6 @@ class _Environment:
                 self._log_task.cancel()
 
     async def _pump_logs(self, stream: asyncio.StreamReader) -> None:
-        prefix = f"[{self.id}] "
         pending = b""
         while True:
             chunk = await stream.read(65536)
@@ -272,14 +275,23 @@ class _Environment:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             if lines:
-                self.write_log("".join(prefix + _text(line) + "\n" for line in lines))
+                self.write_log([_text(line) for line in lines])
         if pending:
-            self.write_log(prefix + _text(pending) + "\n")
+            self.write_log([_text(pending)])
 
-    def write_log(self, text: str) -> None:
-        stream = self.settings.log_stream or sys.stderr
+    def write_log(self, lines: list[str], level: int = logging.INFO) -> None:
+        """Pass on lines of this environment's output, with its id in front."""
+        stream = self.settings.log_stream
+        if stream is None:
+            # One record per line, as Lambda sends one log event per line.
+            for line in lines:
+                function_logger.log(
+                    level, "[%s] %s", self.id, line, extra={"environment": self.id}
+                )
+            return
+        prefix = f"[{self.id}] "
         try:
-            stream.write(text)
+            stream.write("".join(prefix + line + "\n" for line in lines))
             stream.flush()
         except (OSError, ValueError):
             # The log stream was closed (an interpreter shutting down, a
@@ -434,8 +446,8 @@ class EnvironmentPool:
             raise
         if error is not None:
             environment.write_log(
-                f"[{environment.id}] INIT failed: {error.get('errorType')}: "
-                f"{error.get('errorMessage')}\n"
+                [f"INIT failed: {error.get('errorType')}: {error.get('errorMessage')}"],
+                logging.WARNING,
             )
             self._discard(environment)
             return None, True, error
@@ -484,8 +496,7 @@ class EnvironmentPool:
         # import: here, from spawning the worker to its "ready".
         init = f" Init Duration: {environment.start_ms:.2f} ms" if cold else ""
         environment.write_log(
-            f"[{environment.id}] REPORT RequestId: {request_id} "
-            f"Duration: {duration_ms:.2f} ms{init}\n"
+            [f"REPORT RequestId: {request_id} Duration: {duration_ms:.2f} ms{init}"]
         )
 
     def retire_all(self) -> int:

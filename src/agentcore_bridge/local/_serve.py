@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["serve"]
+__all__ = ["base_url", "serve"]
 
 
 def serve(

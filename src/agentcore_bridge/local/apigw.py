@@ -133,8 +133,11 @@ class ApiGatewayConfig:
     routes whose return value is sent back to the client. ``env`` adds
     environment variables to every execution environment. ``credentials``
     are the only key pair the SigV4 checks accept, unless
-    ``accept_any_credentials`` is set. ``log_stream`` receives the
-    handler's output (``None``: stderr).
+    ``accept_any_credentials`` is set. ``log_stream`` receives what the
+    handler prints and the ``REPORT`` lines, prefixed with the environment
+    id; ``None`` (the default) logs each line on the
+    ``agentcore_bridge.local.function`` logger instead, at INFO (the
+    command line passes its stderr).
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` naming the
     field when a value is out of range.
@@ -1233,6 +1236,8 @@ def _config_from_args(args: argparse.Namespace) -> ApiGatewayConfig:
         credentials=Credentials(args.access_key_id, secret),
         accept_any_credentials=args.accept_any_credentials,
         env=env,
+        # In a terminal the functions' output reads best as it was printed.
+        log_stream=sys.stderr,
     )
 
 

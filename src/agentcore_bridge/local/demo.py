@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -41,8 +40,6 @@ from .agentcore import (
 from .demo_agent import create_demo_agent_app
 
 __all__ = ["STATIC_DIR", "create_demo_app", "main"]
-
-logger = logging.getLogger("agentcore_bridge.local")
 
 #: The browser page and the JavaScript client.
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -152,10 +149,12 @@ async def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
+            other = args.port + 1 if args.port < 65535 else 0
             sys.stderr.write(
                 f"agentcore-bridge demo: port {args.port} is already in use "
                 "(is another demo still running?). Stop that program, or choose "
-                f"another port: agentcore-bridge demo --port {args.port + 1}\n"
+                f"another port: agentcore-bridge demo --port {other} "
+                f"(with make: make demo DEMO_PORT={other})\n"
             )
             return 1
 

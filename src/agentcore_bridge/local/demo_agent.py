@@ -46,6 +46,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from ..agentcore import SESSION_ID_HEADER
+from ..sessions import session_fingerprint
 from ._serve import serve
 
 __all__ = ["create_demo_agent_app", "main"]
@@ -115,7 +116,12 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
 
     session_id = request.headers.get(SESSION_ID_HEADER)
     turn = agent.next_turn(session_id)
-    logger.info("demo agent: turn %d of session %s", turn, session_id)
+    # A session id is a secret; the logs carry its fingerprint.
+    logger.info(
+        "demo agent: turn %d of session %s",
+        turn,
+        session_fingerprint(session_id) if session_id else "(none)",
+    )
 
     status = _int_knob(payload, "status", 0)
     if status >= 400:
@@ -144,13 +150,24 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
     fail_after = _int_knob(payload, "fail_after", -1)
     if fail_after >= 0:
         pieces = pieces[:fail_after]
-    for index, piece in enumerate(pieces):
-        if index and delay > 0:
-            await asyncio.sleep(delay)
-        await response.write(_sse(piece))
-    if fail_after >= 0:
-        await response.write(_sse(_error_event(len(pieces))))
-    await response.write_eof()
+    sent = 0
+    try:
+        for piece in pieces:
+            if sent and delay > 0:
+                await asyncio.sleep(delay)
+            await response.write(_sse(piece))
+            sent += 1
+        if fail_after >= 0:
+            await response.write(_sse(_error_event(len(pieces))))
+        await response.write_eof()
+    except ConnectionError:
+        # The caller stopped reading (a cancelled invocation): an agent
+        # stops working on the answer, it is no failure of its own.
+        logger.info(
+            "demo agent: the caller went away after %d of %d events",
+            sent,
+            len(pieces),
+        )
     return response
 
 
@@ -211,26 +228,39 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(max_msg_size=0)
     await ws.prepare(request)
 
-    async for message in ws:
-        if message.type is WSMsgType.BINARY:
-            await ws.send_bytes(message.data)
-        elif message.type is WSMsgType.TEXT:
-            command = _json_object(message.data)
-            if command is not None and isinstance(command.get("close"), int):
-                reason = str(command.get("reason", ""))
-                await ws.close(code=command["close"], message=reason.encode())
-                break
-            if command is not None and "prompt" in command:
-                turn = agent.next_turn(session_id)
-                delay = _float_knob(command, "delay", agent.word_delay)
-                for index, piece in enumerate(_answer(command, turn, bool(session_id))):
-                    if index and delay > 0:
-                        await asyncio.sleep(delay)
-                    await ws.send_str(json.dumps({"type": "chunk", "data": piece}))
-                await ws.send_str(json.dumps({"type": "end", "turn": turn}))
-            else:
-                await ws.send_str(message.data)
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+            elif message.type is WSMsgType.TEXT:
+                command = _json_object(message.data)
+                if command is not None and isinstance(command.get("close"), int):
+                    reason = str(command.get("reason", ""))
+                    await ws.close(code=command["close"], message=reason.encode())
+                    break
+                if command is not None and "prompt" in command:
+                    await _chat(ws, agent, command, session_id)
+                else:
+                    await ws.send_str(message.data)
+    except ConnectionError:
+        # The client left in the middle of an answer.
+        logger.info("demo agent: a WebSocket client went away mid-answer")
     return ws
+
+
+async def _chat(
+    ws: web.WebSocketResponse,
+    agent: _DemoAgent,
+    command: dict[str, Any],
+    session_id: str | None,
+) -> None:
+    turn = agent.next_turn(session_id)
+    delay = _float_knob(command, "delay", agent.word_delay)
+    for index, piece in enumerate(_answer(command, turn, bool(session_id))):
+        if index and delay > 0:
+            await asyncio.sleep(delay)
+        await ws.send_str(json.dumps({"type": "chunk", "data": piece}))
+    await ws.send_str(json.dumps({"type": "end", "turn": turn}))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

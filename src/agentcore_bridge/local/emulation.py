@@ -23,6 +23,7 @@ import aiohttp
 from ..agentcore import SERVICE, parse_runtime_arn
 from ..credentials import Credentials
 from ..exceptions import ValidationError
+from ..sessions import session_fingerprint
 from .sigv4_verifier import SignatureError, SigV4Verifier, VerifiedRequest
 
 __all__ = [
@@ -502,7 +503,9 @@ class AgentCoreEmulator:
             self._aborting.add(task)
             task.add_done_callback(self._aborting.discard)
         session.streams.clear()
-        logger.info("session %s ended (%s)", session.session_id, reason)
+        logger.info(
+            "session %s ended (%s)", session_fingerprint(session.session_id), reason
+        )
 
     def live_session(self, session_id: str) -> Session | None:
         """The warm session ``session_id``; ``None`` if it never ran or expired."""
@@ -548,7 +551,7 @@ class AgentCoreEmulator:
             session.ready = asyncio.get_running_loop().create_task(
                 self._cold_start(session)
             )
-            logger.info("session %s: cold start", call.session_id)
+            logger.info("session %s: cold start", session_fingerprint(call.session_id))
         assert session.ready is not None
         try:
             await asyncio.shield(session.ready)

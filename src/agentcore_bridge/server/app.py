@@ -558,8 +558,10 @@ class BridgeServer:
         soon as their last invocation ends. Invocations still running after
         ``timeout`` seconds (default ``BRIDGE_SHUTDOWN_TIMEOUT``) minus a
         short grace for closing end with a ``going_away`` error, then their
-        connections and every pass-through close with 1001. Later calls
-        wait for the first one. :meth:`hurry` skips the waiting.
+        connections and every pass-through close with 1001. A connection
+        whose close has not finished by ``timeout`` is aborted, so the
+        drain never outlasts it. Later calls wait for the first one.
+        :meth:`hurry` skips the waiting.
         """
         if self._shutdown is None:
             if timeout is None:
@@ -603,6 +605,18 @@ class BridgeServer:
         await _first_of(
             (self._no_sockets.wait(),), max(started + timeout - loop.time(), grace)
         )
+        # A client that neither reads nor answers the close handshake would
+        # hold its socket past the deadline, and the process past ECS's
+        # stopTimeout.
+        stuck = [c.socket for c in self.connections]
+        stuck += [p.client for p in self.passthroughs]
+        if stuck:
+            logger.warning(
+                "shutdown: aborting %d connections that did not close in time",
+                len(stuck),
+            )
+            for socket in stuck:
+                socket.abort()
         logger.info(
             "shutdown done in %.1f s; %d connections left",
             loop.time() - started,

@@ -299,6 +299,16 @@ class ClientSocket:
         """How many senders are waiting for the client to read."""
         return self._waiting
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for this client: queued frames plus the write buffer.
+
+        The quantity the backpressure bounds (see the module's docstring).
+        """
+        transport = self.request.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued_bytes + buffered
+
     async def close(self, code: int, reason: str) -> None:
         """Close with ``code`` and ``reason``; return once the connection is closed.
 

@@ -50,7 +50,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TypeVar, overload
 from urllib.parse import urlsplit
@@ -212,12 +212,15 @@ class HTTPTransport:
         *,
         timeouts: Timeouts | None = None,
         deadline: float | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Response:
         """Send a request and return once the status line and headers are in.
 
         ``url`` is sent as given (its path already percent-encoded).
         ``deadline`` is a :func:`time.monotonic` time by which everything,
         body included, must be done; by default ``timeouts.total`` from now.
+        ``on_sent`` is called once the whole request is written, before the
+        answer is awaited (another thread may then stop waiting for it).
         The caller must read the body to the end or :meth:`Response.close`
         it; only then is the connection free again.
 
@@ -251,6 +254,7 @@ class HTTPTransport:
             host += f":{port}"
         head = _request_head(method, target, host, headers, body)
         exchange = _Exchange(method, head, body, timeouts, deadline, _safe_url(url))
+        exchange.on_sent = on_sent
 
         connection = self._checkout(key)
         if connection is not None:
@@ -408,6 +412,8 @@ class HTTPTransport:
             raise TransportError(
                 f"connection lost while sending: {_describe(exc)}", url=exchange.url
             ) from exc
+        if exchange.on_sent is not None:
+            exchange.on_sent()
 
         # Waiting for the status line and headers. A failure here may come
         # after the server read the request, so it is reported, never
@@ -447,7 +453,7 @@ class HTTPTransport:
 class _Exchange:
     """The parts of one request and its time budget."""
 
-    __slots__ = ("body", "deadline", "head", "method", "timeouts", "url")
+    __slots__ = ("body", "deadline", "head", "method", "on_sent", "timeouts", "url")
 
     def __init__(
         self,
@@ -464,6 +470,7 @@ class _Exchange:
         self.timeouts = timeouts
         self.deadline = deadline
         self.url = url
+        self.on_sent: Callable[[], None] | None = None
 
     def wait(self, phase: str, *, started: bool = False) -> _Wait:
         """The wait for ``phase``, cut short by the deadline.

@@ -11,6 +11,7 @@ SigV4 for ``lambda``; this module makes it over the pooled transport of
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -99,12 +100,15 @@ class LambdaClient:
         payload: object,
         *,
         invocation_type: str = "RequestResponse",
+        on_sent: Callable[[], None] | None = None,
     ) -> InvokeResult:
         """Invoke ``function`` (a name or an ARN, qualified or not) with ``payload``.
 
         ``payload`` is any JSON value. Not retried: an ``Event`` invocation
         Lambda has accepted is retried by Lambda itself, and repeating a
-        ``RequestResponse`` one would run the function twice.
+        ``RequestResponse`` one would run the function twice. ``on_sent``
+        is called once the request is written, before Lambda's answer is
+        awaited.
 
         Raises :class:`~agentcore_bridge.exceptions.ServiceError` for an
         error answer (its ``error_type`` is Lambda's, for example
@@ -141,6 +145,7 @@ class LambdaClient:
             {**headers, **signed, "User-Agent": USER_AGENT},
             body,
             timeouts=self.timeouts,
+            on_sent=on_sent,
         ) as response:
             limit = _MAX_RESPONSE if response.status < 300 else _MAX_ERROR_BODY
             answer = response.read(limit=limit)
