@@ -632,7 +632,10 @@ RULES: dict[str, tuple[list[str], list[str]]] = {
     "seconds, 0 or more (at most 10 are used)": (["0", "10", "60"], ["-1", "x"]),
     "seconds, more than 0": (["0.5", "3600"], ["0", "-1", "never"]),
     "32 characters or more": (["s" * 32], ["s" * 31]),
-    "comma-separated list": (["https://a.example, https://b.example", "*"], []),
+    "comma-separated origins, `scheme://host[:port]` without a path, or `*`": (
+        ["https://app.example", "http://localhost:3000, https://a.example:8443", "*"],
+        ["app.example", "https://app.example/chat", "https://app.example?x=1"],
+    ),
     "`true`, `false` (also `1`/`0`, `yes`/`no`, `on`/`off`)": (
         _BOOLEANS,
         ["maybe", "2"],
