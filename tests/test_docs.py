@@ -261,7 +261,7 @@ def test_opt_out_markers_sit_above_python_blocks() -> None:
 
 #: Pages whose ```console transcripts of ``agentcore-bridge`` commands are
 #: run and compared with what the command prints.
-TRANSCRIPT_PAGES = [ROOT / "README.md", ROOT / "docs" / "quickstart.md"]
+TRANSCRIPT_PAGES = PAGES
 _ADDRESS = re.compile(r"(127\.0\.0\.1|0\.0\.0\.0|localhost):\d+")
 
 

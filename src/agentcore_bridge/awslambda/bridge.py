@@ -235,9 +235,9 @@ class LambdaBridge:
         cached credentials too (SnapStart hands out new ones through the
         container endpoint); and ``random``'s state is the same in every
         environment restored from one snapshot, so retry jitter would fire
-        in step. Nothing secret comes from ``random``: ids and tokens use
-        ``secrets``, which reads ``os.urandom`` at every call and keeps no
-        state in the process. Clients passed to the constructor keep their
+        in step. Nothing secret comes from ``random``: ids and tokens are
+        read from ``os.urandom`` at every call, which keeps no state in the
+        process. Clients passed to the constructor keep their
         own transports: reset those in a hook of your own.
         """
         self._transport.reset()
