@@ -100,6 +100,42 @@ def test_specs_list_every_field_with_its_default() -> None:
     assert list(Settings.variables()) == [variable for _, variable, _, _ in specs]
 
 
+def test_settings_are_read_only() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError, match="read-only"):
+        settings.port = 1  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="read-only"):
+        del settings.port
+    assert settings.port == 8000
+
+
+def test_settings_take_known_keywords_only() -> None:
+    with pytest.raises(TypeError, match="no_such_setting"):
+        Settings(no_such_setting=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Settings(ARN)  # type: ignore[call-arg]
+
+
+def test_replace_changes_only_what_it_is_given() -> None:
+    settings = Settings.from_env({"AGENTCORE_RUNTIME_ARN": ARN})
+    changed = settings.replace(port=0)
+    assert (changed.port, changed.runtime_arn) == (0, ARN)
+    assert settings.port == 8000
+    assert changed == settings._replace(port=0) != settings
+    assert settings == Settings(runtime_arn=ARN)
+    with pytest.raises(ValueError, match="no_such_setting"):
+        settings.replace(no_such_setting=1)
+
+
+def test_fields_and_defaults_read_as_on_a_named_tuple() -> None:
+    assert Settings._fields[:2] == ("runtime_arn", "qualifier")
+    assert Settings._field_defaults["port"] == 8000
+    assert Settings()._asdict() == Settings._field_defaults
+    values = Settings(port=1)._asdict()
+    assert list(values) == list(Settings._fields)
+    assert values["port"] == 1
+
+
 @pytest.mark.parametrize(
     ("origin", "allowed", "expected"),
     [

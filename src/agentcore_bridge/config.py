@@ -12,11 +12,27 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from ._value import Value
 from .agentcore import parse_runtime_arn, validate_endpoint, validate_qualifier
 from .exceptions import ValidationError
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, ClassVar, TypeVar
+
+    from typing_extensions import dataclass_transform
+
+    _T = TypeVar("_T")
+else:
+
+    def dataclass_transform(**_: object) -> Callable[[type], type]:
+        # PEP 681's marker only tells type checkers how a class is built;
+        # at run time it changes nothing that the bridge reads.
+        return lambda cls: cls
+
 
 __all__ = ["Settings", "origin_allowed"]
 
@@ -28,12 +44,18 @@ _SPECS: list[tuple[str, Callable[[str, str], Any], str, bool]] = []
 
 def _setting(
     env: str,
-    default: Any,
-    parse: Callable[[str, str], Any],
-    doc: str,
     *,
+    default: _T,
+    parse: Callable[[str, str], _T],
+    doc: str,
     secret: bool = False,
-) -> Any:
+) -> _T:
+    """Declare a field of :class:`Settings`: its variable, default and parser.
+
+    ``default`` is a keyword because type checkers read a field's default
+    from ``default=`` (PEP 681), and check it and the parser's result
+    against the field's type.
+    """
     _SPECS.append((env, parse, doc, secret))
     return default
 
@@ -252,76 +274,122 @@ def _log_level(name: str, raw: str) -> str:
     return level
 
 
-# A NamedTuple rather than a dataclass: importing dataclasses (and the
+# Neither a dataclass nor a NamedTuple: importing dataclasses (and the
 # inspect module it loads) would cost the Lambda adapter's cold start
-# several milliseconds.
-class Settings(NamedTuple):
+# several milliseconds, and a NamedTuple of this size about 1 ms (typing
+# compiles every annotation) on top of importing typing. Type checkers
+# still see keyword-only, typed, read-only fields, as for a frozen
+# dataclass (PEP 681).
+@dataclass_transform(
+    kw_only_default=True, frozen_default=True, field_specifiers=(_setting,)
+)
+class _Record(Value):
+    """A read-only value whose fields are the annotated names of its class body.
+
+    The class attribute of each field is its default; an instance keeps the
+    values it was given. ``_fields`` and ``_field_defaults`` are as on a
+    ``NamedTuple``, and :class:`Value` gives equality, hashing, ``repr``
+    and ``_replace``.
+    """
+
+    _field_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fields = tuple(cls.__annotations__)
+        # Every field has a default: a KeyError here, at import, otherwise.
+        cls._field_defaults = {name: cls.__dict__[name] for name in cls._fields}
+
+    def __init__(self, **values: Any) -> None:
+        unknown = values.keys() - set(self._fields)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword arguments: "
+                f"{', '.join(sorted(unknown))}"
+            )
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only: use replace()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields and their values, in order, as a ``NamedTuple`` gives them."""
+        return dict(zip(self._fields, self._values(), strict=True))
+
+
+class Settings(_Record):
     """Every setting of the bridge; build it with :meth:`from_env` or directly."""
 
     runtime_arn: str | None = _setting(
         "AGENTCORE_RUNTIME_ARN",
-        None,
-        _arn,
-        "The agent runtime to invoke. Required by the Lambda handler and the server.",
+        default=None,
+        parse=_arn,
+        doc="The agent runtime to invoke. Required by the Lambda handler and the "
+        "server.",
     )
     qualifier: str | None = _setting(
         "AGENTCORE_QUALIFIER",
-        None,
-        _qualifier,
-        "Endpoint name of the runtime; unset means the runtime's DEFAULT endpoint.",
+        default=None,
+        parse=_qualifier,
+        doc="Endpoint name of the runtime; unset means the runtime's DEFAULT endpoint.",
     )
     endpoint_url: str | None = _setting(
         "AGENTCORE_ENDPOINT_URL",
-        None,
-        _agentcore_url,
-        "Override of the AgentCore data-plane URL (local emulator, FIPS, proxy).",
+        default=None,
+        parse=_agentcore_url,
+        doc="Override of the AgentCore data-plane URL (local emulator, FIPS, proxy).",
     )
     region: str | None = _setting(
         "AWS_REGION",
-        None,
-        _region,
-        "AWS region; unset means AWS_DEFAULT_REGION, then the runtime ARN's region.",
+        default=None,
+        parse=_region,
+        doc="AWS region; unset means AWS_DEFAULT_REGION, then the runtime ARN's "
+        "region.",
     )
     connections_endpoint_url: str | None = _setting(
         "BRIDGE_CONNECTIONS_ENDPOINT_URL",
-        None,
-        _url,
-        "Override of the @connections endpoint (up to and including the stage); "
+        default=None,
+        parse=_url,
+        doc="Override of the @connections endpoint (up to and including the stage); "
         "unset means it is built from the event's apiId, region and stage.",
     )
     max_frame_bytes: int = _setting(
         "BRIDGE_MAX_FRAME_BYTES",
-        131072,
-        _positive_int,
-        "Largest client frame accepted, in bytes; larger ones get a "
+        default=131072,
+        parse=_positive_int,
+        doc="Largest client frame accepted, in bytes; larger ones get a "
         "payload_too_large error.",
     )
     message_limit_bytes: int = _setting(
         "BRIDGE_MESSAGE_LIMIT_BYTES",
-        131072,
-        _message_limit,
-        "Largest frame sent to a client; longer frames are split into parts "
+        default=131072,
+        parse=_message_limit,
+        doc="Largest frame sent to a client; longer frames are split into parts "
         "(API Gateway's limit is 128 KB).",
     )
     coalesce_window: float = _setting(
         "BRIDGE_COALESCE_WINDOW",
-        0.1,
-        _seconds,
-        "Seconds during which chunks after the first are gathered into one "
+        default=0.1,
+        parse=_seconds,
+        doc="Seconds during which chunks after the first are gathered into one "
         "@connections post; 0 posts every chunk at once.",
     )
     coalesce_bytes: int = _setting(
         "BRIDGE_COALESCE_BYTES",
-        32768,
-        _positive_int,
-        "Gathered chunks are posted as soon as they reach this many bytes "
+        default=32768,
+        parse=_positive_int,
+        doc="Gathered chunks are posted as soon as they reach this many bytes "
         "(API Gateway meters messages in 32 KB steps).",
     )
     session_secret: bytes | None = _setting(
         "BRIDGE_SESSION_SECRET",
-        None,
-        _secret,
-        "Secret (32+ characters) that signs session resume tokens and derives "
+        default=None,
+        parse=_secret,
+        doc="Secret (32+ characters) that signs session resume tokens and derives "
         "session ids. Unset: on Lambda, ids are derived without a secret and "
         "resume tokens are off; the server uses a random per-process secret. "
         "See docs/security.md.",
@@ -329,195 +397,199 @@ class Settings(NamedTuple):
     )
     session_ttl: float = _setting(
         "BRIDGE_SESSION_TTL",
-        3600.0,
-        _positive_seconds,
-        "Seconds a session resume token stays valid.",
+        default=3600.0,
+        parse=_positive_seconds,
+        doc="Seconds a session resume token stays valid.",
     )
     allowed_origins: tuple[str, ...] = _setting(
         "BRIDGE_ALLOWED_ORIGINS",
-        (),
-        _origins,
-        "Comma-separated Origin values allowed to connect; empty allows any.",
+        default=(),
+        parse=_origins,
+        doc="Comma-separated Origin values allowed to connect; empty allows any.",
     )
     stop_session_on_disconnect: bool = _setting(
         "BRIDGE_STOP_SESSION_ON_DISCONNECT",
-        False,
-        _bool,
-        "Stop the AgentCore session when the client disconnects (frees the "
+        default=False,
+        parse=_bool,
+        doc="Stop the AgentCore session when the client disconnects (frees the "
         "microVM at once, but the session can no longer be resumed).",
     )
     warmup_payload: Any = _setting(
         "BRIDGE_WARMUP_PAYLOAD",
-        None,
-        _json,
-        "JSON payload sent to the agent when a client connects, so the agent's "
+        default=None,
+        parse=_json,
+        doc="JSON payload sent to the agent when a client connects, so the agent's "
         "session cold start is over before the first message. Unset: no warm-up.",
     )
     invoke_timeout: float = _setting(
         "BRIDGE_INVOKE_TIMEOUT",
-        900.0,
-        _seconds,
-        "Longest an invocation may run, in seconds, before it ends with a "
+        default=900.0,
+        parse=_seconds,
+        doc="Longest an invocation may run, in seconds, before it ends with a "
         "timeout error.",
     )
     lambda_endpoint_url: str | None = _setting(
         "BRIDGE_LAMBDA_ENDPOINT_URL",
-        None,
-        _url,
-        "Override of the Lambda API endpoint used for warmer fan-out and "
+        default=None,
+        parse=_url,
+        doc="Override of the Lambda API endpoint used for warmer fan-out and "
         "session warm-up (local emulator); unset means "
         "https://lambda.{region}.amazonaws.com.",
     )
     connection_check_interval: float = _setting(
         "BRIDGE_CONNECTION_CHECK_INTERVAL",
-        10.0,
-        _seconds,
-        "While an invocation posts nothing for this many seconds, the Lambda "
+        default=10.0,
+        parse=_seconds,
+        doc="While an invocation posts nothing for this many seconds, the Lambda "
         "handler asks @connections whether the client is still there, so a "
         "silent agent is stopped when it is gone; 0 never asks.",
     )
     warmer_key: str = _setting(
         "BRIDGE_WARMER_KEY",
-        "agentcore_bridge_warmer",
-        _key,
-        "Key that marks a warmer ping in a scheduled event's input, for "
+        default="agentcore_bridge_warmer",
+        parse=_key,
+        doc="Key that marks a warmer ping in a scheduled event's input, for "
         'example {"agentcore_bridge_warmer": {"concurrency": 3}}.',
     )
     warmer_hold: float = _setting(
         "BRIDGE_WARMER_HOLD",
-        0.25,
-        _seconds,
-        "Seconds each environment reached by a warmer ping stays busy, so the "
+        default=0.25,
+        parse=_seconds,
+        doc="Seconds each environment reached by a warmer ping stays busy, so the "
         "concurrent pings overlap and land in separate environments.",
     )
     warmer_max_concurrency: int = _setting(
         "BRIDGE_WARMER_MAX_CONCURRENCY",
-        50,
-        _positive_int,
-        "Most environments one warmer ping may keep warm; larger requests "
+        default=50,
+        parse=_positive_int,
+        doc="Most environments one warmer ping may keep warm; larger requests "
         "are cut down to it.",
     )
     log_format: str = _setting(
         "BRIDGE_LOG_FORMAT",
-        "json",
-        _log_format,
-        "Log line format of the CLI and the ready-made Lambda handler: json or text.",
+        default="json",
+        parse=_log_format,
+        doc="Log line format of the CLI and the ready-made Lambda handler: json or "
+        "text.",
     )
 
     # The standalone server (agentcore-bridge serve); see docs/server.md.
     host: str = _setting(
         "BRIDGE_HOST",
-        "0.0.0.0",  # noqa: S104 - a server in a container listens on every interface
-        _host,
-        "Address the server listens on (0.0.0.0: every interface, as a container "
+        default="0.0.0.0",  # noqa: S104 - a server in a container listens on every interface
+        parse=_host,
+        doc="Address the server listens on (0.0.0.0: every interface, as a container "
         "behind a load balancer needs).",
     )
     port: int = _setting(
-        "BRIDGE_PORT", 8000, _port, "TCP port the server listens on (0: any free port)."
+        "BRIDGE_PORT",
+        default=8000,
+        parse=_port,
+        doc="TCP port the server listens on (0: any free port).",
     )
     max_connections: int = _setting(
         "BRIDGE_MAX_CONNECTIONS",
-        10000,
-        _positive_int,
-        "WebSocket connections one server process holds; further ones are "
+        default=10000,
+        parse=_positive_int,
+        doc="WebSocket connections one server process holds; further ones are "
         "closed at once with 1013 (try again later).",
     )
     max_invocations: int = _setting(
         "BRIDGE_MAX_INVOCATIONS",
-        8,
-        _positive_int,
-        "Invocations one connection may run at once; more get a "
+        default=8,
+        parse=_positive_int,
+        doc="Invocations one connection may run at once; more get a "
         "too_many_invocations error.",
     )
     invocation_rate: float = _setting(
         "BRIDGE_INVOCATION_RATE",
-        5.0,
-        _rate,
-        "Invocations per second one connection may start, on average; faster "
+        default=5.0,
+        parse=_rate,
+        doc="Invocations per second one connection may start, on average; faster "
         "ones get a rate_limited error.",
     )
     invocation_burst: int = _setting(
         "BRIDGE_INVOCATION_BURST",
-        20,
-        _positive_int,
-        "Invocations one connection may start at once above its rate "
+        default=20,
+        parse=_positive_int,
+        doc="Invocations one connection may start at once above its rate "
         "(token bucket size).",
     )
     auth_tokens: tuple[str, ...] = _setting(
         "BRIDGE_AUTH_TOKENS",
-        (),
-        _tokens,
-        "Comma-separated bearer tokens the server accepts; empty: no bearer "
+        default=(),
+        parse=_tokens,
+        doc="Comma-separated bearer tokens the server accepts; empty: no bearer "
         "authentication. See docs/server.md.",
         secret=True,
     )
     auth_query_parameter: bool = _setting(
         "BRIDGE_AUTH_QUERY_PARAMETER",
-        True,
-        _bool,
-        "Also accept the bearer token as the access_token query parameter "
+        default=True,
+        parse=_bool,
+        doc="Also accept the bearer token as the access_token query parameter "
         "(browsers cannot set headers on WebSockets; URLs end up in logs).",
     )
     ping_interval: float = _setting(
         "BRIDGE_PING_INTERVAL",
-        25.0,
-        _seconds,
-        "Seconds of silence after which the server pings a WebSocket peer "
+        default=25.0,
+        parse=_seconds,
+        doc="Seconds of silence after which the server pings a WebSocket peer "
         "(clients and the agent's /ws); 0 turns pings off.",
     )
     shutdown_timeout: float = _setting(
         "BRIDGE_SHUTDOWN_TIMEOUT",
-        25.0,
-        _seconds,
-        "Seconds from SIGTERM to exit: running invocations may finish within "
+        default=25.0,
+        parse=_seconds,
+        doc="Seconds from SIGTERM to exit: running invocations may finish within "
         "it; keep it below ECS's stopTimeout (30 s by default).",
     )
     send_buffer_bytes: int = _setting(
         "BRIDGE_SEND_BUFFER_BYTES",
-        262144,
-        _positive_int,
-        "Bytes buffered for one client before the server stops reading the "
+        default=262144,
+        parse=_positive_int,
+        doc="Bytes buffered for one client before the server stops reading the "
         "agent's answers for it.",
     )
     slow_client_timeout: float = _setting(
         "BRIDGE_SLOW_CLIENT_TIMEOUT",
-        30.0,
-        _positive_seconds,
-        "Seconds a client may leave its send buffer full without reading "
+        default=30.0,
+        parse=_positive_seconds,
+        doc="Seconds a client may leave its send buffer full without reading "
         "before it is closed with 1008.",
     )
     passthrough: bool = _setting(
         "BRIDGE_PASSTHROUGH",
-        True,
-        _bool,
-        "Serve /agent/ws, a WebSocket pass-through to the agent's own /ws.",
+        default=True,
+        parse=_bool,
+        doc="Serve /agent/ws, a WebSocket pass-through to the agent's own /ws.",
     )
     passthrough_max_frame_bytes: int = _setting(
         "BRIDGE_PASSTHROUGH_MAX_FRAME_BYTES",
-        1048576,
-        _positive_int,
-        "Largest message passed through /agent/ws in either direction; a "
+        default=1048576,
+        parse=_positive_int,
+        doc="Largest message passed through /agent/ws in either direction; a "
         "larger one closes that side with 1009.",
     )
     passthrough_presign: bool = _setting(
         "BRIDGE_PASSTHROUGH_PRESIGN",
-        False,
-        _bool,
-        "Open the agent's /ws with a presigned URL instead of a signed upgrade "
+        default=False,
+        parse=_bool,
+        doc="Open the agent's /ws with a presigned URL instead of a signed upgrade "
         "request.",
     )
     compression: bool = _setting(
         "BRIDGE_WS_COMPRESSION",
-        False,
-        _bool,
-        "Accept permessage-deflate from clients (less bandwidth, about 300 KB "
+        default=False,
+        parse=_bool,
+        doc="Accept permessage-deflate from clients (less bandwidth, about 300 KB "
         "more memory per connection).",
     )
     log_level: str = _setting(
         "BRIDGE_LOG_LEVEL",
-        "INFO",
-        _log_level,
-        "Lowest level the CLI logs: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+        default="INFO",
+        parse=_log_level,
+        doc="Lowest level the CLI logs: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
     )
 
     @classmethod
@@ -555,7 +627,7 @@ class Settings(NamedTuple):
         # printing or logging a Settings object cannot leak them.
         parts = []
         for name, value, (_, _, _, secret) in zip(
-            self._fields, self, _SPECS, strict=True
+            self._fields, self._values(), _SPECS, strict=True
         ):
             shown = (
                 ("[hidden]" if value is not None else "None") if secret else repr(value)
