@@ -21,6 +21,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from agentcore_bridge import credentials as credentials_module
 from agentcore_bridge.credentials import (
     BotocoreProvider,
     ChainProvider,
@@ -773,6 +774,46 @@ def test_as_source_of_none_is_the_default_chain(
 def test_as_source_rejects_anything_else() -> None:
     with pytest.raises(ConfigurationError):
         as_source(("AKID", "secret"))  # type: ignore[arg-type]
+
+
+class HandMadeSource:
+    """A source of its own that does not inherit from CredentialSource."""
+
+    def __init__(self) -> None:
+        self.credentials = Credentials("AKIDHANDMADE", "hand-made-secret")
+
+    def get(self) -> Credentials:
+        return self.credentials
+
+    async def get_async(self) -> Credentials:
+        return self.credentials
+
+    def invalidate(self) -> None:
+        pass
+
+
+def test_as_source_takes_any_object_with_the_protocols_methods() -> None:
+    source = HandMadeSource()
+    assert isinstance(source, CredentialSource)
+    assert as_source(source) is source
+
+
+@pytest.mark.parametrize("missing", ["get", "get_async", "invalidate"])
+def test_as_source_rejects_an_object_missing_one_method(missing: str) -> None:
+    methods = {
+        name: getattr(HandMadeSource, name)
+        for name in ("get", "get_async", "invalidate")
+        if name != missing
+    }
+    incomplete = type("Incomplete", (), methods)()
+    with pytest.raises(ConfigurationError, match="CredentialSource"):
+        as_source(incomplete)
+
+
+def test_as_source_looks_for_exactly_the_protocols_methods() -> None:
+    """The check as_source makes by hand stays in step with the Protocol."""
+    declared = {name for name in vars(CredentialSource) if not name.startswith("_")}
+    assert set(credentials_module._SOURCE_METHODS) == declared
 
 
 def test_default_credentials_fetch_nothing_until_used() -> None:

@@ -9,8 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+
+from stack import Emulator, local_stack
 
 #: Modules that must import without the dependencies below. Add a module
 #: here when it joins the light import path.
@@ -58,3 +64,122 @@ def test_import_loads_no_heavy_dependency(module: str) -> None:
 def test_probe_sees_a_heavy_import() -> None:
     """The probe itself works: importing botocore.auth is reported."""
     assert "botocore.auth" in heavy_modules_loaded_by("botocore.auth")
+
+
+# The Lambda handler does without typing: importing it costs about 2 ms of
+# every cold start. Type checkers read the package's Protocols through
+# ``if TYPE_CHECKING:`` imports; the Protocols load on first use.
+
+TYPING_PROBE = """
+import json, sys
+import agentcore_bridge.awslambda
+print(json.dumps(sorted(name for name in sys.modules if name in ("typing", "_typing"))))
+"""
+
+
+def typing_modules_after(script: str, env: dict[str, str] | None = None) -> Any:
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_importing_the_lambda_handler_loads_no_typing() -> None:
+    assert typing_modules_after(TYPING_PROBE) == []
+
+
+def test_the_protocols_and_typing_load_when_asked_for() -> None:
+    """The probe sees typing, and the lazily exported names are the real ones."""
+    script = TYPING_PROBE.replace(
+        "import agentcore_bridge.awslambda\n",
+        "import agentcore_bridge.awslambda as adapter, typing\n"
+        "from agentcore_bridge.credentials import CredentialSource\n"
+        "assert typing.Protocol in CredentialSource.__mro__\n"
+        "assert typing.Protocol in adapter.LambdaContext.__mro__\n"
+        "assert adapter.Authorize.__args__[-1] == 'str | None'\n",
+    )
+    assert typing_modules_after(script) == ["_typing", "typing"]
+
+
+class _Connections(BaseHTTPRequestHandler):
+    """A loopback ``@connections`` API that accepts every post."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.posts += 1  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def connections() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Connections)
+    server.daemon_threads = True
+    server.posts = 0  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def stack() -> Iterator[Emulator]:
+    with local_stack() as emulator:
+        yield emulator
+
+
+FIRST_MESSAGE = """
+import json, sys
+import agentcore_bridge.awslambda as adapter
+
+class Context:
+    aws_request_id = "r"
+    invoked_function_arn = ""
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+event = {
+    "requestContext": {
+        "eventType": "MESSAGE", "routeKey": "$default", "connectionId": "c1=",
+        "apiId": "abc123", "stage": "prod", "requestId": "q",
+    },
+    "body": json.dumps({"type": "invoke", "id": "m1", "payload": {"prompt": "hi"}}),
+}
+adapter.handler(event, Context())
+print(json.dumps(sorted(name for name in sys.modules if name in ("typing", "_typing"))))
+"""
+
+
+def test_a_first_message_loads_no_typing(
+    stack: Emulator, connections: ThreadingHTTPServer
+) -> None:
+    """Nothing on the way from the handler call to the agent's answer needs it."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AGENTCORE_RUNTIME_ARN": stack.runtime_arn,
+        "AGENTCORE_ENDPOINT_URL": stack.url,
+        "AWS_REGION": "us-west-2",
+        "AWS_ACCESS_KEY_ID": stack.credentials.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": stack.credentials.secret_access_key,
+        "BRIDGE_SESSION_SECRET": "s" * 32,
+        "BRIDGE_CONNECTIONS_ENDPOINT_URL": (
+            f"http://127.0.0.1:{connections.server_address[1]}/prod"
+        ),
+    }
+    assert typing_modules_after(FIRST_MESSAGE, env) == []
+    assert connections.posts > 0  # type: ignore[attr-defined]

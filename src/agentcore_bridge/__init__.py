@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
 # Submodules read __version__, so it is set before they load.
 from .credentials import Credentials
 
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .aio.agentcore import AsyncAgentCoreClient
     from .sync.agentcore import AgentCoreClient
 

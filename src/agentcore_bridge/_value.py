@@ -9,13 +9,11 @@ a dozen of them. Subclasses list their fields in ``_fields`` and set them in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
-
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TypeVar
+    from typing import Any, ClassVar, TypeVar
 
-    # Only for the checker: at run time typing would compile the string
-    # bound during the import.
     _V = TypeVar("_V", bound="Value")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote
 
 from .agentcore import _DNS_SUFFIX
@@ -27,6 +26,11 @@ from .exceptions import (
     ThrottledError,
     ValidationError,
 )
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_POST_BYTES",

@@ -35,7 +35,6 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit
 
 from ._value import Value
@@ -47,8 +46,14 @@ from .exceptions import (
     ValidationError,
 )
 
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any
+
+    # Protocols, read from this module at run time through __getattr__.
+    from ._interfaces import CredentialProvider, CredentialSource
 
 __all__ = [
     "BotocoreProvider",
@@ -107,54 +112,6 @@ class Credentials(Value):
     def expires_within(self, seconds: float, now: float) -> bool:
         """Whether these credentials expire less than ``seconds`` after ``now``."""
         return self.expiration is not None and self.expiration - now < seconds
-
-
-# Interfaces.
-
-
-class CredentialProvider(Protocol):
-    """One place AWS credentials can come from.
-
-    ``name`` identifies the provider in errors and logs (``environment``,
-    ``container``, ``static``, ``botocore``).
-
-    A provider may also have a ``missing_reason`` string attribute saying
-    what it looked for; :class:`ChainProvider` quotes it when no provider
-    had credentials.
-    """
-
-    name: str
-
-    def load(self) -> Credentials | None:
-        """Return credentials, or ``None`` when this provider is not configured.
-
-        Raises :class:`~agentcore_bridge.exceptions.CredentialsFetchError`
-        when the provider applies but fails to produce credentials, and
-        :class:`~agentcore_bridge.exceptions.ConfigurationError` when its
-        configuration is invalid.
-        """
-        ...
-
-
-@runtime_checkable
-class CredentialSource(Protocol):
-    """Credentials on demand, for the HTTP clients.
-
-    Implementations cache and refresh; callers ask again for every request
-    they sign instead of keeping what they got.
-    """
-
-    def get(self) -> Credentials:
-        """Return usable credentials; safe to call from any thread."""
-        ...
-
-    async def get_async(self) -> Credentials:
-        """Return usable credentials without blocking the event loop."""
-        ...
-
-    def invalidate(self) -> None:
-        """Forget cached credentials so that the next call fetches new ones."""
-        ...
 
 
 # Shared parsing.
@@ -1030,6 +987,10 @@ def default_credentials(
     return RefreshingCredentials(default_provider(environ, static=static))
 
 
+# The methods of CredentialSource (a test keeps the two in step).
+_SOURCE_METHODS = ("get", "get_async", "invalidate")
+
+
 def as_source(
     credentials: Credentials | CredentialSource | None,
 ) -> CredentialSource:
@@ -1044,9 +1005,30 @@ def as_source(
         return default_credentials()
     if isinstance(credentials, Credentials):
         return _StaticSource(credentials)
-    if isinstance(credentials, CredentialSource):
+    # Any object with the Protocol's methods is a source. They are looked
+    # for here, as isinstance would load the Protocol, and typing with it,
+    # on a Lambda function's first message.
+    if all(callable(getattr(credentials, name, None)) for name in _SOURCE_METHODS):
         return credentials
     raise ConfigurationError(
         "credentials must be Credentials, a CredentialSource or None, "
         f"not {type(credentials).__name__}"
     )
+
+
+# The Protocols live in ._interfaces, imported on first use: typing is not
+# on the Lambda adapter's import path. Only at run time: a type checker
+# takes the two names from the imports above, and still reports any name
+# this module lacks.
+_INTERFACES = frozenset({"CredentialProvider", "CredentialSource"})
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        if name not in _INTERFACES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from . import _interfaces  # noqa: PLC0415 - typing only when asked for
+
+        value = getattr(_interfaces, name)
+        globals()[name] = value
+        return value

@@ -42,9 +42,13 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import ClassVar, Final, TypeGuard
 
 from .exceptions import FrameError, ProtocolError, ValidationError
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar, Final, TypeGuard
 
 __all__ = [
     "AGENT_ERROR",

@@ -33,9 +33,13 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from typing import Final
 
 from .exceptions import SessionTokenError, ValidationError
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "DEFAULT_TTL",

@@ -25,10 +25,14 @@ import codecs
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from ._value import Value
 from .exceptions import AgentError, ProtocolError
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",

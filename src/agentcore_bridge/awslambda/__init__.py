@@ -27,10 +27,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
 
 from ._snapstart import register
-from .bridge import Authorize, LambdaBridge, LambdaContext
+from .bridge import LambdaBridge
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    # Read from this module at run time through __getattr__ (at the end).
+    from ._interfaces import Authorize, LambdaContext
 
 __all__ = ["Authorize", "LambdaBridge", "LambdaContext", "handler"]
 
@@ -67,3 +74,21 @@ def _after_restore() -> None:
 
 #: Whether SnapStart hooks were registered at import (for :func:`handler`).
 SNAPSTART_HOOKS = register(_before_snapshot, _after_restore)
+
+
+# The types live in ._interfaces, imported on first use: typing is not on
+# the handler's import path. Only at run time: a type checker takes the two
+# names from the imports above, and still reports any name this module
+# lacks.
+_INTERFACES = frozenset({"Authorize", "LambdaContext"})
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        if name not in _INTERFACES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from . import _interfaces  # noqa: PLC0415 - typing only when asked for
+
+        value = getattr(_interfaces, name)
+        globals()[name] = value
+        return value

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AUTHORIZER",

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from ..sessions import session_fingerprint
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 logger = logging.getLogger("agentcore_bridge.lambda")
 

@@ -32,13 +32,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from logging import ERROR, INFO, WARNING
-from typing import Any, Protocol
 
 from .. import protocol
 from ..agentcore import Timeouts
 from ..config import Settings, origin_allowed
 from ..connections import MAX_POST_BYTES, endpoint_from_event
-from ..credentials import Credentials, CredentialSource, as_source
+from ..credentials import Credentials, as_source
 from ..exceptions import (
     AgentCoreError,
     AuthenticationError,
@@ -59,12 +58,15 @@ from ._log import LifecycleLog, logger, session_hash
 from ._outbox import Outbox
 from ._snapstart import register
 
-__all__ = ["Authorize", "LambdaBridge", "LambdaContext"]
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-#: Checks a client at ``$connect``: returns the authenticated principal
-#: (``None`` for an anonymous client it lets in) or raises
-#: :class:`~agentcore_bridge.exceptions.AuthenticationError`.
-Authorize = Callable[[Mapping[str, Any]], "str | None"]
+    from ..credentials import CredentialSource
+    from ._interfaces import Authorize, LambdaContext
+
+__all__ = ["LambdaBridge"]
 
 # Without BRIDGE_SESSION_SECRET every environment must still derive the
 # same session id for a connection, so the key is a fixed, public one. Ids
@@ -81,15 +83,6 @@ _MAX_WARMER_HOLD = 10.0
 _WARMUP_SEND_WAIT = 1.0
 # The agent's answer to a warm-up is read and thrown away, up to this much.
 _WARMUP_READ_LIMIT = 16 * 1024 * 1024
-
-
-class LambdaContext(Protocol):
-    """The parts of Lambda's context object the bridge reads."""
-
-    aws_request_id: str
-    invoked_function_arn: str
-
-    def get_remaining_time_in_millis(self) -> int: ...
 
 
 class _Stopper:
@@ -116,8 +109,9 @@ class LambdaBridge:
     ``settings`` configure everything (``Settings.from_env()`` reads the
     environment; ``AGENTCORE_RUNTIME_ARN`` is required). Keyword arguments:
 
-    - ``authorize``: an :data:`Authorize` hook run at ``$connect`` (and when
-      the function serves as the API's REQUEST authorizer);
+    - ``authorize``: an :data:`~agentcore_bridge.awslambda.Authorize` hook
+      run at ``$connect`` (and when the function serves as the API's
+      REQUEST authorizer);
     - ``credentials``: static credentials or a source for every AWS call
       (default: the environment, then the container endpoint SnapStart
       uses);

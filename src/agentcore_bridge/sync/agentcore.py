@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any
 
 from ..agentcore import (
     SESSION_ID_HEADER,
@@ -41,10 +40,17 @@ from ..agentcore import (
     stop_session_request,
     websocket_request,
 )
-from ..credentials import Credentials, CredentialSource, as_source
+from ..credentials import Credentials, as_source
 from ..exceptions import AgentCoreError, TransportError
 from ..sse import AgentEvent, AgentStreamDecoder
 from .http import HTTPTransport, Response
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..credentials import CredentialSource
 
 __all__ = ["AgentCoreClient", "InvocationStream"]
 

@@ -20,14 +20,20 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from .. import sigv4
 from ..agentcore import USER_AGENT, Retries, Timeouts
 from ..connections import SERVICE, connection_url, error_from_response
-from ..credentials import Credentials, CredentialSource, as_source
+from ..credentials import Credentials, as_source
 from ..exceptions import ConnectionsError, TransportError, ValidationError
 from .http import HTTPTransport, Response
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..credentials import CredentialSource
 
 __all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUTS", "ConnectionsClient"]
 

@@ -52,7 +52,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import TypeVar, overload
 from urllib.parse import urlsplit
 
 from ..agentcore import Timeouts
@@ -62,6 +61,13 @@ from ..exceptions import (
     TransportError,
     ValidationError,
 )
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TypeVar, overload
+
+    _T = TypeVar("_T")
 
 __all__ = [
     "MAX_HEADERS",
@@ -108,7 +114,6 @@ _TCHAR = (
 _HEX = b"0123456789abcdefABCDEF"
 
 _Key = tuple[str, str, int]
-_T = TypeVar("_T")
 
 # socket.timeout is the builtin TimeoutError since Python 3.10; this name
 # keeps it apart from the package's own TimeoutError.
@@ -733,12 +738,15 @@ class Headers(dict[str, str]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and dict.__contains__(self, name.lower())
 
-    @overload
-    def get(self, name: str, default: None = None, /) -> str | None: ...
-    @overload
-    def get(self, name: str, default: str, /) -> str: ...
-    @overload
-    def get(self, name: str, default: _T, /) -> str | _T: ...
+    if TYPE_CHECKING:
+        # dict.get's overloads, for the checker only.
+        @overload
+        def get(self, name: str, default: None = None, /) -> str | None: ...
+        @overload
+        def get(self, name: str, default: str, /) -> str: ...
+        @overload
+        def get(self, name: str, default: _T, /) -> str | _T: ...
+
     def get(self, name: str, default: object = None, /) -> object:
         return dict.get(self, name.lower(), default)
 

@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import quote
 
 from .. import sigv4
 from .._value import Value
 from ..agentcore import USER_AGENT, Timeouts, validate_region
-from ..credentials import Credentials, CredentialSource, as_source
+from ..credentials import Credentials, as_source
 from ..exceptions import ServiceError, TransportError, ValidationError
 from .http import HTTPTransport
+
+# typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..credentials import CredentialSource
 
 __all__ = ["INVOCATION_TYPES", "InvokeResult", "LambdaClient", "lambda_endpoint"]
 
