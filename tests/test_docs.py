@@ -630,6 +630,10 @@ RULES: dict[str, tuple[list[str], list[str]]] = {
     "whole number, 1024 or more": (["1024", "131072"], ["1023", "0", "big"]),
     "seconds, 0 or more": (["0", "0.25", "900"], ["-0.1", "soon", "inf", "nan"]),
     "seconds, 0 or more (at most 10 are used)": (["0", "10", "60"], ["-1", "x"]),
+    "0 (no pings), or 1 second or more": (
+        ["0", "1", "25", "600.5"],
+        ["0.5", "0.01", "-1", "inf", "often"],
+    ),
     "seconds, more than 0": (["0.5", "3600"], ["0", "-1", "never"]),
     "32 characters or more": (["s" * 32], ["s" * 31]),
     "comma-separated origins, `scheme://host[:port]` without a path, or `*`": (

@@ -149,6 +149,16 @@ def _seconds(name: str, raw: str) -> float:
     return value
 
 
+def _ping_interval(name: str, raw: str) -> float:
+    # A peer must answer a ping within half the interval (aiohttp's
+    # heartbeat), so a fraction of a second would drop healthy clients on
+    # any network with some latency.
+    value = _seconds(name, raw)
+    if 0 < value < 1:
+        raise ValidationError(name, "must be 0 (no pings) or 1 second or more")
+    return value
+
+
 def _bool(name: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -533,7 +543,7 @@ class Settings(_Record):
     ping_interval: float = _setting(
         "BRIDGE_PING_INTERVAL",
         default=25.0,
-        parse=_seconds,
+        parse=_ping_interval,
         doc="Seconds of silence after which the server pings a WebSocket peer "
         "(clients and the agent's /ws); 0 turns pings off.",
     )
