@@ -260,8 +260,9 @@ def validate_endpoint(value: str, field: str = "endpoint_url") -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    if host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost"):
         return True
+    # Other spellings (127.0.0.2, 0:0::1 ...) need the parser.
     import ipaddress  # noqa: PLC0415 (only endpoint overrides need it)
 
     try:

@@ -238,6 +238,7 @@ ECS_CREDENTIALS_HOST = "169.254.170.2"
 #: the AWS SDKs allow. Anything else must use https, since the answer
 #: carries a secret and the request an authorization token.
 ALLOWED_HTTP_HOSTS = (ECS_CREDENTIALS_HOST, "169.254.170.23", "fd00:ec2::23")
+_PLAIN_HTTP_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", *ALLOWED_HTTP_HOSTS})
 
 # A credentials answer is a few hundred bytes; anything much larger is not
 # one, and reading it whole would let a broken endpoint exhaust memory.
@@ -557,10 +558,12 @@ def _split_endpoint(variable: str, url: str) -> _Endpoint:
 def _http_host_allowed(host: str) -> bool:
     # A name other than "localhost" is refused rather than resolved: the
     # check must not depend on DNS, which an attacker may answer.
-    import ipaddress  # noqa: PLC0415 - only full-URI users pay for it
-
-    if host.lower() == "localhost":
+    if host.lower() in _PLAIN_HTTP_HOSTS:
+        # The usual spellings, without importing ipaddress on the first
+        # fetch after a SnapStart restore.
         return True
+    import ipaddress  # noqa: PLC0415 - only unusual spellings pay for it
+
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
