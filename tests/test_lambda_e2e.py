@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from agentcore_bridge.sessions import SessionTokens, derive_session_id
 from agentcore_bridge.sync.lambda_api import LambdaClient
 from apigw_stack import Gateway, local_apigw
 from stack import Emulator, local_stack
+from test_client_js import NODE, node_has_websocket
 
 HANDLERS = Path(__file__).parent / "handlers_lambda"
 SECRET = "end-to-end-session-secret-0123456789"
@@ -578,7 +578,6 @@ def test_a_warmer_ping_keeps_n_environments_warm(stack: Emulator) -> None:
 
 # The bundled JavaScript client, under Node.js, over the same stack.
 
-NODE = shutil.which("node")
 JS_CLIENT = (
     Path(__file__).resolve().parent.parent
     / "src"
@@ -648,13 +647,7 @@ def test_the_javascript_client_reassembles_and_orders_over_the_stack(
 ) -> None:
     """Node's WebSocket -> API Gateway emulator -> handler -> AgentCore -> agent."""
     assert NODE is not None
-    probe = subprocess.run(
-        [NODE, "--experimental-websocket", "-e", "process.exit(WebSocket ? 0 : 1)"],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    if probe.returncode != 0:
+    if not node_has_websocket():
         pytest.skip("this node has no WebSocket client (needs Node.js 20.10 or later)")
     script = tmp_path / "scenario.js"
     script.write_text(JS_SCENARIO, encoding="utf-8")

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from urllib.parse import SplitResult, urlsplit
 
+from ._lazy import lazy_attributes
 from ._value import Value
 from .exceptions import (
     ConfigurationError,
@@ -1023,15 +1024,9 @@ def as_source(
 # on the Lambda adapter's import path. Only at run time: a type checker
 # takes the two names from the imports above, and still reports any name
 # this module lacks.
-_INTERFACES = frozenset({"CredentialProvider", "CredentialSource"})
-
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        if name not in _INTERFACES:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from . import _interfaces  # noqa: PLC0415 - typing only when asked for
-
-        value = getattr(_interfaces, name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(
+        __name__,
+        "agentcore_bridge._interfaces",
+        frozenset({"CredentialProvider", "CredentialSource"}),
+    )

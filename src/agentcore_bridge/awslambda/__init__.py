@@ -28,6 +28,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from .._lazy import lazy_attributes
 from ._snapstart import register
 from .bridge import LambdaBridge
 
@@ -80,15 +81,7 @@ SNAPSTART_HOOKS = register(_before_snapshot, _after_restore)
 # the handler's import path. Only at run time: a type checker takes the two
 # names from the imports above, and still reports any name this module
 # lacks.
-_INTERFACES = frozenset({"Authorize", "LambdaContext"})
-
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> object:
-        if name not in _INTERFACES:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from . import _interfaces  # noqa: PLC0415 - typing only when asked for
-
-        value = getattr(_interfaces, name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(
+        __name__, f"{__name__}._interfaces", frozenset({"Authorize", "LambdaContext"})
+    )
