@@ -136,6 +136,22 @@ def test_fields_and_defaults_read_as_on_a_named_tuple() -> None:
     assert values["port"] == 1
 
 
+def test_a_subclass_keeps_every_setting() -> None:
+    """A subclass that adds a method reads, repeats and compares as Settings."""
+
+    class Mine(Settings):
+        def describe(self) -> str:
+            return f"{self.runtime_arn} on {self.port}"
+
+    mine = Mine.from_env({"AGENTCORE_RUNTIME_ARN": ARN, "BRIDGE_PORT": "9001"})
+    assert isinstance(mine, Mine)
+    assert mine._fields == Settings._fields
+    assert mine._field_defaults == Settings._field_defaults
+    assert mine.describe() == f"{ARN} on 9001"
+    assert mine.replace(port=1).port == 1
+    assert mine._asdict() == Settings(runtime_arn=ARN, port=9001)._asdict()
+
+
 @pytest.mark.parametrize(
     ("origin", "allowed", "expected"),
     [

@@ -108,6 +108,37 @@ def test_the_protocols_and_typing_load_when_asked_for() -> None:
     assert typing_modules_after(script) in (["typing"], ["_typing", "typing"])
 
 
+DIR_PROBE = """
+import json, sys
+import agentcore_bridge.awslambda as adapter
+import agentcore_bridge.credentials as credentials
+listed = {
+    "awslambda": sorted(set(adapter.__all__) - set(dir(adapter))),
+    "credentials": sorted(set(credentials.__all__) - set(dir(credentials))),
+}
+typing = sorted(name for name in sys.modules if name in ("typing", "_typing"))
+import pydoc
+pages = [pydoc.render_doc(m, renderer=pydoc.plaintext) for m in (adapter, credentials)]
+print(json.dumps({
+    "unlisted": listed,
+    "typing_before_help": typing,
+    "in_help": [
+        "class LambdaContext" in pages[0],
+        "class CredentialSource" in pages[1],
+        "class CredentialProvider" in pages[1],
+    ],
+}))
+"""
+
+
+def test_dir_and_help_show_the_lazily_loaded_names() -> None:
+    """dir() lists them without loading typing; help() documents them."""
+    result = typing_modules_after(DIR_PROBE)
+    assert result["unlisted"] == {"awslambda": [], "credentials": []}
+    assert result["typing_before_help"] == []
+    assert result["in_help"] == [True, True, True]
+
+
 class _Connections(BaseHTTPRequestHandler):
     """A loopback ``@connections`` API that accepts every post."""
 

@@ -3,9 +3,10 @@
 The Protocols and type aliases of the public modules live in modules of
 their own (``_interfaces``) because defining them imports ``typing``,
 which the Lambda handler's import path does without. A public module
-serves them through a module ``__getattr__`` (PEP 562) made here: the
-first read imports the defining module and keeps the value, so later reads
-are plain attribute lookups.
+serves them through a module ``__getattr__`` and ``__dir__`` (PEP 562)
+made here: the first read imports the defining module and keeps the
+value, so later reads are plain attribute lookups, and ``dir()`` (with
+``help()``, which relies on it) lists the names before they are read.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections.abc import Callable
 
 def lazy_attributes(
     module: str, source: str, names: frozenset[str]
-) -> Callable[[str], object]:
-    """A module ``__getattr__`` for ``module`` that reads ``names`` from ``source``.
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """A module ``__getattr__`` and ``__dir__`` for ``module``, serving ``names``.
 
-    Any other name raises :class:`AttributeError`, as a module without the
-    hook would.
+    The ``__getattr__`` reads ``names`` from ``source``; any other name
+    raises :class:`AttributeError`, as a module without the hook would.
+    The ``__dir__`` lists the module's attributes and ``names``, without
+    importing ``source``.
     """
 
     def module_getattr(name: str) -> object:
@@ -31,4 +34,7 @@ def lazy_attributes(
         setattr(sys.modules[module], name, value)
         return value
 
-    return module_getattr
+    def module_dir() -> list[str]:
+        return sorted({*vars(sys.modules[module]), *names})
+
+    return module_getattr, module_dir

@@ -306,9 +306,14 @@ class _Record(Value):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._fields = tuple(cls.__annotations__)
-        # Every field has a default: a KeyError here, at import, otherwise.
-        cls._field_defaults = {name: cls.__dict__[name] for name in cls._fields}
+        # __annotations__ holds the class's own fields only (Python 3.10
+        # and later): a subclass that declares none, one that adds
+        # methods, keeps its parent's, as a subclass of a NamedTuple does.
+        own = [name for name in cls.__annotations__ if name not in cls._fields]
+        cls._fields = (*cls._fields, *own)
+        # Every field has a default: an AttributeError here, at import,
+        # otherwise.
+        cls._field_defaults = {name: getattr(cls, name) for name in cls._fields}
 
     def __init__(self, **values: Any) -> None:
         unknown = values.keys() - set(self._fields)

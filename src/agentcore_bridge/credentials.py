@@ -1025,7 +1025,7 @@ def as_source(
 # takes the two names from the imports above, and still reports any name
 # this module lacks.
 if not TYPE_CHECKING:
-    __getattr__ = lazy_attributes(
+    __getattr__, __dir__ = lazy_attributes(
         __name__,
         "agentcore_bridge._interfaces",
         frozenset({"CredentialProvider", "CredentialSource"}),

@@ -82,6 +82,6 @@ SNAPSTART_HOOKS = register(_before_snapshot, _after_restore)
 # names from the imports above, and still reports any name this module
 # lacks.
 if not TYPE_CHECKING:
-    __getattr__ = lazy_attributes(
+    __getattr__, __dir__ = lazy_attributes(
         __name__, f"{__name__}._interfaces", frozenset({"Authorize", "LambdaContext"})
     )

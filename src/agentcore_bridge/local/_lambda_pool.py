@@ -56,7 +56,8 @@ class PoolSettings:
     its environment's id; ``None`` logs each line on the
     ``agentcore_bridge.local.function`` logger instead (INFO, WARNING for
     a failed INIT), so that it goes wherever the application's logging
-    sends it, and nowhere when logging is not configured.
+    sends it; with logging not configured, only the WARNING lines reach
+    stderr (Python's last-resort handler).
     """
 
     python: str
