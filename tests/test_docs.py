@@ -22,13 +22,16 @@ what a reader has after following docs/quickstart.md, and nothing else:
 - ``PATH`` and the locale come from the caller; ``HOME`` is the temporary
   directory, so no ``~/.aws`` file of the machine is read.
 
-A block is left out only when the line above it is
-``<!-- not run: REASON -->``. Each one left out shows as a skipped test with
-its reason in pytest's summary; a marker without a reason fails.
+A block under ``<!-- serves until interrupted -->`` is a server on port
+8000: it runs on a free port instead, must answer ``GET /healthz``, and
+must exit with status 0 after Ctrl-C (SIGINT). A block is left out only
+when the line above it is ``<!-- not run: REASON -->``. Each one left out
+shows as a skipped test with its reason in pytest's summary; a marker
+without a reason fails.
 
 Console transcripts
 -------------------
-Each ```console block of README.md and docs/quickstart.md that ends in an
+Each ```console block of the pages above that ends in an
 ``agentcore-bridge`` command runs (the command on a free port, with what
 the quick start has exported by then) and must print the lines the block
 shows, in order and unbroken, but for the ports in addresses; ``...``
@@ -66,10 +69,12 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +105,8 @@ SAMPLE_TIMEOUT = 60
 
 _FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 _OPT_OUT = re.compile(r"^<!--\s*not run(?:\s*:\s*(?P<reason>.*?))?\s*-->$")
+#: Above a sample that serves on port 8000 until it is interrupted.
+_SERVES = "<!-- serves until interrupted -->"
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 _LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
 
@@ -114,6 +121,8 @@ class Block:
     text: str
     #: None without a marker above; the reason ("" when none) with one.
     opt_out: str | None
+    #: Whether the sample is a server, run until it answers, then stopped.
+    serves: bool = False
 
     @property
     def where(self) -> str:
@@ -143,6 +152,7 @@ def blocks(page: Path) -> list[Block]:
                 match.group(2),
                 "\n".join(body) + "\n",
                 _marker_above(lines, start),
+                serves=start > 0 and lines[start - 1].strip() == _SERVES,
             )
         )
         index += 1
@@ -214,6 +224,11 @@ def test_python_sample_runs(
     """The sample runs to its end, exit status 0, against the local stack."""
     if block.opt_out:  # a marker without a reason still runs, and fails below
         pytest.skip(f"{block.where} not run: {block.opt_out}")
+    if block.serves:
+        run_server_sample(
+            block, {**sample_environment, "HOME": str(tmp_path)}, tmp_path
+        )
+        return
     script = tmp_path / "sample.py"
     script.write_text(block.text, encoding="utf-8")
     result = subprocess.run(
@@ -228,6 +243,49 @@ def test_python_sample_runs(
     assert result.returncode == 0, (
         f"the sample at {block.where} failed:\n{result.stdout}{result.stderr}"
     )
+
+
+def run_server_sample(block: Block, env: dict[str, str], tmp_path: Path) -> None:
+    """Serve the sample on a free port, check ``/healthz``, stop it with Ctrl-C.
+
+    The sample must exit with status 0 after the interrupt, as
+    ``web.run_app`` does.
+    """
+    assert "port=8000" in block.text, f"{block.where} serves on another port"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = tmp_path / "server.py"
+    script.write_text(block.text.replace("port=8000", f"port={port}"), "utf-8")
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = None
+        deadline = time.monotonic() + SAMPLE_TIMEOUT
+        while health is None and process.poll() is None:
+            assert time.monotonic() < deadline, f"{block.where} never served"
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/healthz", timeout=5
+                ) as answer:
+                    health = json.load(answer)
+            except OSError:
+                time.sleep(0.1)
+        assert health is not None, f"{block.where} exited:\n{process.communicate()[0]}"
+        assert health["status"] == "ok"
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=SAMPLE_TIMEOUT)
+        assert process.returncode == 0, f"{block.where} failed:\n{output}"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def test_every_opt_out_has_a_reason() -> None:
