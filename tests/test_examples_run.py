@@ -19,8 +19,11 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +41,7 @@ from agentcore_bridge.protocol import encode_invoke
 from apigw_stack import local_apigw
 from examples_files import (
     LAMBDA,
+    ROOT,
     dockerfile_env,
     exec_form,
     healthcheck_command,
@@ -312,3 +316,134 @@ def test_container_command_streams_an_answer_and_stops_on_its_stop_signal(
             process.wait()
     # With the server gone, the same probe reports the container unhealthy.
     assert _probe(healthcheck_command(final), port) != 0
+
+
+# ---------------------------------------------------------------- the image, locally
+
+
+def _docker_runs(page: Path) -> list[list[str]]:
+    """The ``docker run`` command lines of the page's shell samples."""
+    text = page.read_text("utf-8")
+    samples = re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S)
+    runs = []
+    for sample in samples:
+        for line in sample.replace("\\\n", " ").splitlines():
+            words = shlex.split(line)
+            if words[:2] == ["docker", "run"]:
+                runs.append(words[2:])
+    return runs
+
+
+def _parse_docker_run(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The ``-e`` variables and the command after the image (empty: its CMD)."""
+    environment: dict[str, str] = {}
+    with_value = {"--name", "-p", "--network", "--add-host"}
+    index = 0
+    while words[index].startswith("-"):
+        option = words[index]
+        if option == "-e":
+            key, _, value = words[index + 1].partition("=")
+            environment[key] = value
+            index += 2
+        elif option in with_value:
+            index += 2
+        else:
+            assert option in {"-d", "--rm"}, f"unexpected option {option}"
+            index += 1
+    return environment, words[index + 1 :]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            errors = process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"the command exited: {errors}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_the_local_try_of_the_image_streams_an_answer() -> None:
+    """deploy-fargate.md's ``docker run`` pair, run as the containers would.
+
+    No Docker here: each container's command runs as a process with the
+    Dockerfile's ENV and the sample's ``-e`` variables. The containers share
+    one network namespace, as the host's loopback stands in for here; the
+    sample's ports are moved to free ones.
+    """
+    runs = [
+        _parse_docker_run(r) for r in _docker_runs(ROOT / "docs" / "deploy-fargate.md")
+    ]
+    assert runs, "no docker run sample"
+    # The last container is the bridge, running the image's own command.
+    *helpers, (bridge_env, bridge_command) = runs
+    assert bridge_command == []
+    ports = {old: str(_free_port()) for old in ("8080", "8081", "9000")}
+
+    def moved(text: str) -> str:
+        return re.sub(r"\b(8080|8081|9000)\b", lambda m: ports[m.group(1)], text)
+
+    bin_dir = str(Path(sys.executable).parent)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    final = load_dockerfile()[-1]
+    (cmd,) = [i for i in final if i.keyword == "CMD"]
+    image_env = {**dockerfile_env(final), "PATH": path}
+    processes = []
+    try:
+        # The containers before it: here, the demo agent and the emulator.
+        for environment, command in helpers:
+            helper = subprocess.Popen(
+                [moved(word) for word in command],
+                env={**image_env, **environment},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            processes.append(helper)
+            for old, new in ports.items():
+                if old in " ".join(command):
+                    _wait_for_port(int(new), helper)
+
+        # The bridge, with the sample's variables.
+        bridge = subprocess.Popen(
+            exec_form(cmd.arguments),
+            env={
+                **image_env,
+                **{key: moved(value) for key, value in bridge_env.items()},
+                "BRIDGE_HOST": "127.0.0.1",
+                "BRIDGE_PORT": ports["8080"],
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        processes.append(bridge)
+        assert bridge.stdout is not None
+        ready = bridge.stdout.readline()
+        if "listening on" not in ready:
+            # The server printed nothing: it stopped at start, saying why.
+            bridge.wait(timeout=30)
+            errors = bridge.stderr.read() if bridge.stderr else ""
+            raise AssertionError(f"exit {bridge.returncode}: {errors}")
+        url = f"ws://127.0.0.1:{ports['8080']}/ws"
+        _assert_streamed_answer(asyncio.run(_converse(url, "hello from docker")))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
