@@ -16,6 +16,8 @@ environment, from the package installed in the test environment.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import importlib.util
 import json
 import os
@@ -115,6 +117,62 @@ def test_build_writes_the_handler_and_the_library_without_server_parts(
     assert "agentcore_bridge/sync/http.py" in names
     for left_out in ("aio", "server", "local", "static"):
         assert not [n for n in names if n.startswith(f"agentcore_bridge/{left_out}/")]
+
+
+def _release_wheel(folder: Path) -> Path:
+    """A wheel of this checkout, as a release on PyPI would hold it."""
+    version = "0.1.0"
+    dist_info = f"agentcore_bridge-{version}.dist-info"
+    files = {
+        f"agentcore_bridge/{path.relative_to(build_script.REPO_SOURCE).as_posix()}": (
+            path.read_bytes()
+        )
+        for path in sorted(build_script.REPO_SOURCE.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: agentcore-bridge\nVersion: {version}\n"
+    ).encode()
+    files[f"{dist_info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n"
+    )
+    # pip writes the command-line script into --target's bin/.
+    files[f"{dist_info}/entry_points.txt"] = (
+        b"[console_scripts]\nagentcore-bridge = agentcore_bridge.cli:main\n"
+    )
+    record = [
+        f"{name},sha256={_record_hash(data)},{len(data)}"
+        for name, data in files.items()
+    ]
+    files[f"{dist_info}/RECORD"] = (
+        "\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n"
+    ).encode()
+    wheel = folder / f"agentcore_bridge-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return wheel
+
+
+def _record_hash(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_build_from_a_release_leaves_out_the_same_parts(
+    package: Path, tmp_path: Path
+) -> None:
+    """``build.py --pip`` ships the modules a checkout build ships, no more."""
+    archive = build_script.build(
+        tmp_path / "out", requirement=str(_release_wheel(tmp_path))
+    )
+    with zipfile.ZipFile(archive) as zf:
+        from_release = {n for n in zf.namelist() if n.startswith("agentcore_bridge/")}
+    with zipfile.ZipFile(package.parent / "bridge.zip") as zf:
+        from_checkout = {n for n in zf.namelist() if n.startswith("agentcore_bridge/")}
+    assert from_release == from_checkout
+    assert not (tmp_path / "out" / "package" / "bin").exists()
 
 
 def test_build_ships_unchecked_bytecode_for_every_module(package: Path) -> None:
