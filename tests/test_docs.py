@@ -1026,3 +1026,34 @@ def test_readme_numbers_come_from_the_page_they_cite() -> None:
                 unsourced.append(number)
     assert sum(1 for item in items if "](docs/" in item) >= 3
     assert unsourced == []
+
+
+# Figures cost.md derives from other pages and from its own prices.
+
+
+def test_cost_page_quotes_the_coalescing_ratio_lambda_md_measures() -> None:
+    """The "N times fewer messages" of cost.md is lambda.md's table's ratio."""
+    table = section(
+        (ROOT / "docs" / "lambda.md").read_text("utf-8"), "## Streaming an answer"
+    )
+    rows = {
+        cells[0]: cells
+        for line in table.splitlines()
+        if line.startswith("| ")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    coalesced = int(rows["coalesced (100 ms window)"][2].replace(",", ""))
+    alone = int(rows["one post per frame (window 0)"][2].replace(",", ""))
+    ratio = round(alone / coalesced)
+    cost = " ".join((ROOT / "docs" / "cost.md").read_text("utf-8").split())
+    quoted = re.findall(r"measures (\d+) times fewer messages", cost)
+    assert quoted == [str(ratio)]
+
+
+def test_cost_page_free_tier_share_is_the_arithmetic_of_its_profile() -> None:
+    """The share of the 100,000-message duration the free tier covers."""
+    duration = 0.5 * 10 * 100_000  # GB x seconds per message x messages
+    share = 400_000 / duration
+    cost = " ".join((ROOT / "docs" / "cost.md").read_text("utf-8").split())
+    words = {0.5: "half", 0.8: "four fifths", 1.0: "all"}[round(share, 2)]
+    assert f"{words} of the second row's duration ({duration:,.0f} GB-s)" in cost

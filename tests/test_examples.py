@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from agentcore_bridge.config import Settings
+from agentcore_bridge.exceptions import ValidationError
 from examples_files import (
     FARGATE,
     LAMBDA,
@@ -580,6 +582,41 @@ def test_sam_iam_statements_name_every_action_and_scope_every_resource(
     function = sam["Resources"]["BridgeFunction"]["Properties"]
     assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-bridge"}
     assert function["AutoPublishAlias"] == "live"
+
+
+# Values each side of the rules Settings applies; "" is the template's
+# default, which the function reads as unset.
+SAM_SETTING_SAMPLES = {
+    "SessionSecret": (
+        "BRIDGE_SESSION_SECRET",
+        ["", "x" * 31, "x" * 32, "too short", "s" * 64],
+    ),
+    "AgentCoreQualifier": (
+        "AGENTCORE_QUALIFIER",
+        ["", "DEFAULT", "prod_v2-a", "-dash", "has space", "a" * 100, "a" * 101],
+    ),
+}
+
+
+@pytest.mark.parametrize("parameter", sorted(SAM_SETTING_SAMPLES))
+def test_sam_parameters_refuse_what_the_function_would_refuse_at_start(
+    sam: dict[str, Any], parameter: str
+) -> None:
+    """A value the function's Settings refuses fails the deployment instead."""
+    variable, samples = SAM_SETTING_SAMPLES[parameter]
+    pattern = sam["Parameters"][parameter].get("AllowedPattern")
+    assert pattern is not None, f"{parameter} has no AllowedPattern"
+    runtime_arn = "arn:aws:bedrock-agentcore:us-east-1:123456789012:runtime/a-1"
+    for value in samples:
+        environment = {"AGENTCORE_RUNTIME_ARN": runtime_arn, variable: value}
+        try:
+            Settings.from_env(environment)
+        except ValidationError:
+            accepted = False
+        else:
+            accepted = True
+        # CloudFormation matches the pattern against the whole value.
+        assert (re.fullmatch(pattern, value) is not None) == accepted, value
 
 
 # ---------------------------------------------------------------- Terraform CLI

@@ -16,11 +16,16 @@ environment, from the package installed in the test environment.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import importlib.util
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +43,7 @@ from agentcore_bridge.protocol import encode_invoke
 from apigw_stack import local_apigw
 from examples_files import (
     LAMBDA,
+    ROOT,
     dockerfile_env,
     exec_form,
     healthcheck_command,
@@ -111,6 +117,62 @@ def test_build_writes_the_handler_and_the_library_without_server_parts(
     assert "agentcore_bridge/sync/http.py" in names
     for left_out in ("aio", "server", "local", "static"):
         assert not [n for n in names if n.startswith(f"agentcore_bridge/{left_out}/")]
+
+
+def _release_wheel(folder: Path) -> Path:
+    """A wheel of this checkout, as a release on PyPI would hold it."""
+    version = "0.1.0"
+    dist_info = f"agentcore_bridge-{version}.dist-info"
+    files = {
+        f"agentcore_bridge/{path.relative_to(build_script.REPO_SOURCE).as_posix()}": (
+            path.read_bytes()
+        )
+        for path in sorted(build_script.REPO_SOURCE.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: agentcore-bridge\nVersion: {version}\n"
+    ).encode()
+    files[f"{dist_info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n"
+    )
+    # pip writes the command-line script into --target's bin/.
+    files[f"{dist_info}/entry_points.txt"] = (
+        b"[console_scripts]\nagentcore-bridge = agentcore_bridge.cli:main\n"
+    )
+    record = [
+        f"{name},sha256={_record_hash(data)},{len(data)}"
+        for name, data in files.items()
+    ]
+    files[f"{dist_info}/RECORD"] = (
+        "\n".join([*record, f"{dist_info}/RECORD,,"]) + "\n"
+    ).encode()
+    wheel = folder / f"agentcore_bridge-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return wheel
+
+
+def _record_hash(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def test_build_from_a_release_leaves_out_the_same_parts(
+    package: Path, tmp_path: Path
+) -> None:
+    """``build.py --pip`` ships the modules a checkout build ships, no more."""
+    archive = build_script.build(
+        tmp_path / "out", requirement=str(_release_wheel(tmp_path))
+    )
+    with zipfile.ZipFile(archive) as zf:
+        from_release = {n for n in zf.namelist() if n.startswith("agentcore_bridge/")}
+    with zipfile.ZipFile(package.parent / "bridge.zip") as zf:
+        from_checkout = {n for n in zf.namelist() if n.startswith("agentcore_bridge/")}
+    assert from_release == from_checkout
+    assert not (tmp_path / "out" / "package" / "bin").exists()
 
 
 def test_build_ships_unchecked_bytecode_for_every_module(package: Path) -> None:
@@ -312,3 +374,134 @@ def test_container_command_streams_an_answer_and_stops_on_its_stop_signal(
             process.wait()
     # With the server gone, the same probe reports the container unhealthy.
     assert _probe(healthcheck_command(final), port) != 0
+
+
+# ---------------------------------------------------------------- the image, locally
+
+
+def _docker_runs(page: Path) -> list[list[str]]:
+    """The ``docker run`` command lines of the page's shell samples."""
+    text = page.read_text("utf-8")
+    samples = re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S)
+    runs = []
+    for sample in samples:
+        for line in sample.replace("\\\n", " ").splitlines():
+            words = shlex.split(line)
+            if words[:2] == ["docker", "run"]:
+                runs.append(words[2:])
+    return runs
+
+
+def _parse_docker_run(words: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The ``-e`` variables and the command after the image (empty: its CMD)."""
+    environment: dict[str, str] = {}
+    with_value = {"--name", "-p", "--network", "--add-host"}
+    index = 0
+    while words[index].startswith("-"):
+        option = words[index]
+        if option == "-e":
+            key, _, value = words[index + 1].partition("=")
+            environment[key] = value
+            index += 2
+        elif option in with_value:
+            index += 2
+        else:
+            assert option in {"-d", "--rm"}, f"unexpected option {option}"
+            index += 1
+    return environment, words[index + 1 :]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            errors = process.stderr.read() if process.stderr else ""
+            raise AssertionError(f"the command exited: {errors}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def test_the_local_try_of_the_image_streams_an_answer() -> None:
+    """deploy-fargate.md's ``docker run`` pair, run as the containers would.
+
+    No Docker here: each container's command runs as a process with the
+    Dockerfile's ENV and the sample's ``-e`` variables. The containers share
+    one network namespace, as the host's loopback stands in for here; the
+    sample's ports are moved to free ones.
+    """
+    runs = [
+        _parse_docker_run(r) for r in _docker_runs(ROOT / "docs" / "deploy-fargate.md")
+    ]
+    assert runs, "no docker run sample"
+    # The last container is the bridge, running the image's own command.
+    *helpers, (bridge_env, bridge_command) = runs
+    assert bridge_command == []
+    ports = {old: str(_free_port()) for old in ("8080", "8081", "9000")}
+
+    def moved(text: str) -> str:
+        return re.sub(r"\b(8080|8081|9000)\b", lambda m: ports[m.group(1)], text)
+
+    bin_dir = str(Path(sys.executable).parent)
+    path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    final = load_dockerfile()[-1]
+    (cmd,) = [i for i in final if i.keyword == "CMD"]
+    image_env = {**dockerfile_env(final), "PATH": path}
+    processes = []
+    try:
+        # The containers before it: here, the demo agent and the emulator.
+        for environment, command in helpers:
+            helper = subprocess.Popen(
+                [moved(word) for word in command],
+                env={**image_env, **environment},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+            processes.append(helper)
+            for old, new in ports.items():
+                if old in " ".join(command):
+                    _wait_for_port(int(new), helper)
+
+        # The bridge, with the sample's variables.
+        bridge = subprocess.Popen(
+            exec_form(cmd.arguments),
+            env={
+                **image_env,
+                **{key: moved(value) for key, value in bridge_env.items()},
+                "BRIDGE_HOST": "127.0.0.1",
+                "BRIDGE_PORT": ports["8080"],
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        processes.append(bridge)
+        assert bridge.stdout is not None
+        ready = bridge.stdout.readline()
+        if "listening on" not in ready:
+            # The server printed nothing: it stopped at start, saying why.
+            bridge.wait(timeout=30)
+            errors = bridge.stderr.read() if bridge.stderr else ""
+            raise AssertionError(f"exit {bridge.returncode}: {errors}")
+        url = f"ws://127.0.0.1:{ports['8080']}/ws"
+        _assert_streamed_answer(asyncio.run(_converse(url, "hello from docker")))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -30,6 +30,13 @@ variable "agentcore_qualifier" {
   description = "Endpoint of the runtime to invoke (AGENTCORE_QUALIFIER); null means the runtime's DEFAULT endpoint."
   type        = string
   default     = null
+
+  validation {
+    # The rule the server applies at start: refused here, a bad value
+    # fails the plan instead of every task, which would exit with status 2.
+    condition     = var.agentcore_qualifier == null || can(regex("^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$", coalesce(var.agentcore_qualifier, "x")))
+    error_message = "agentcore_qualifier must be 1 to 100 of A-Z a-z 0-9 _ - starting with a letter or digit."
+  }
 }
 
 variable "image" {

@@ -85,6 +85,15 @@ def vendor_from_pip(requirement: str, package: Path) -> None:
         check=True,
     )
 
+    # The same package as from a checkout: a release holds every part,
+    # and pip adds the command-line script, none of which Lambda runs.
+    library = package / "agentcore_bridge"
+    if not (library / "awslambda").is_dir():
+        raise SystemExit(f"{requirement} did not install agentcore_bridge/awslambda")
+    for name in NOT_ON_LAMBDA:
+        shutil.rmtree(library / name, ignore_errors=True)
+    shutil.rmtree(package / "bin", ignore_errors=True)
+
 
 def python_version(python: str) -> str:
     """The ``X.Y`` version of the interpreter ``python``."""

@@ -94,3 +94,13 @@ run "default_alb_idle_timeout_is_refused" {
 
   expect_failures = [var.idle_timeout]
 }
+
+run "malformed_qualifier_is_refused" {
+  command = plan
+
+  variables {
+    agentcore_qualifier = "has spaces"
+  }
+
+  expect_failures = [var.agentcore_qualifier]
+}

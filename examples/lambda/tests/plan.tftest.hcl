@@ -117,3 +117,13 @@ run "malformed_runtime_arn_is_refused" {
 
   expect_failures = [var.agentcore_runtime_arn]
 }
+
+run "malformed_qualifier_is_refused" {
+  command = plan
+
+  variables {
+    agentcore_qualifier = "-starts-with-a-dash"
+  }
+
+  expect_failures = [var.agentcore_qualifier]
+}
