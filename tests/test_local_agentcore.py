@@ -350,6 +350,21 @@ def test_the_control_api_rejects_bad_input_and_hides_secrets(
     assert emulator.credentials.secret_access_key not in json.dumps(settings)
 
 
+def test_a_fault_with_a_field_of_the_wrong_kind_is_refused_at_once(
+    emulator: Emulator,
+) -> None:
+    """Refused with a 400 naming the field, not stored to break a later call."""
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as bad_fault:
+        emulator.add_fault("error", error_type="Bad\r\nX-Injected: 1")
+    assert bad_fault.value.code == 400
+    assert "error_type" in json.loads(bad_fault.value.read())["message"]
+    assert emulator.faults() == []
+    answer = call(emulator, payload={"prompt": "hi"}, session_id=new_session_id())
+    assert answer.status == 200
+
+
 # The command line.
 
 
