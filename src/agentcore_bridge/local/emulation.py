@@ -219,6 +219,24 @@ class EmulatorConfig:
     ws_max_message_size: int = 0
     faults: Sequence[Fault] = ()
 
+    def __post_init__(self) -> None:
+        # Checked here, so that the command line, the control API and code
+        # building a config all refuse the same values: a negative
+        # max_sessions would answer every call with 402, a NaN idle_timeout
+        # would keep every session warm forever.
+        for name, kinds in SETTINGS.items():
+            value = getattr(self, name)
+            if kinds in ((str,), (bool,)):
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not isinstance(value, kinds)
+                or not 0 <= value < math.inf
+            ):
+                kind = "a whole number" if kinds == (int,) else "a number"
+                raise ValueError(f"{name} must be {kind}, finite and not negative")
+
 
 #: Settings the control API may change at run time, with their types.
 SETTINGS: dict[str, tuple[type, ...]] = {
