@@ -223,3 +223,15 @@ def test_the_demo_agent_command_serves_until_interrupted() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("flag", ["--cold-start", "--word-delay"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_the_demo_command_refuses_a_delay_that_is_not_finite(
+    flag: str, value: str
+) -> None:
+    from agentcore_bridge.local.demo import main as demo_main
+
+    with pytest.raises(SystemExit) as exited:
+        demo_main([flag, value])
+    assert exited.value.code == 2
