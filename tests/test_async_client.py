@@ -385,6 +385,23 @@ def test_invalid_values_fail_before_sending(emulator: Emulator) -> None:
     assert emulator.stats()["requests"] == {}
 
 
+def test_an_empty_session_id_is_refused_not_replaced(emulator: Emulator) -> None:
+    """Only a missing id starts a new session; "" is a bad id like any other."""
+
+    async def main() -> None:
+        async with make_client(emulator) as client:
+            with pytest.raises(ValidationError) as caught:
+                client.invoke({}, session_id="")
+            assert caught.value.field == "runtimeSessionId"
+            with pytest.raises(ValidationError):
+                await client.websocket_request(session_id="")
+            with pytest.raises(ValidationError):
+                await client.presign_websocket(session_id="")
+
+    run(main)
+    assert emulator.stats()["requests"] == {}
+
+
 # WebSocket.
 
 

@@ -96,6 +96,40 @@ def test_size_makes_an_answer_of_exactly_that_many_characters(agent_url: str) ->
     assert sum(len(p) for p in filler) == 100_000
 
 
+def test_a_huge_size_streams_at_once_and_is_capped(agent_url: str) -> None:
+    """The filler is made as it is sent: no waiting for, or holding, all of it."""
+    connection = http.client.HTTPConnection(agent_url.removeprefix("http://"))
+    body = json.dumps({"prompt": "", "size": 10**12, "chunk": 1, "words": 10**12})
+    started = time.monotonic()
+    connection.request("POST", "/invocations", body=body)
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.read(10) == b'data: "No"'
+    assert time.monotonic() - started < 2
+    connection.close()
+
+
+def test_the_answer_size_is_capped_at_the_agentcore_response_limit(
+    agent_url: str,
+) -> None:
+    payload = {"prompt": "", "json": True, "size": 10**12, "chunk": 10**12}
+    status, _, body = post(agent_url, payload)
+    assert status == 200
+    assert len(json.loads(body)["answer"]) == len("No session. You said:") + 10**8
+
+
+def test_an_infinite_delay_is_ignored(agent_url: str) -> None:
+    connection = http.client.HTTPConnection(
+        agent_url.removeprefix("http://"), timeout=10
+    )
+    # Python's json reads 1e999 as infinity.
+    body = b'{"prompt": "a b", "delay": 1e999}'
+    connection.request("POST", "/invocations", body=body)
+    response = connection.getresponse()
+    assert events(response.read())[-2:] == [" a", " b"]
+    connection.close()
+
+
 def test_fail_after_ends_with_the_bedrock_agentcore_app_error_event(
     agent_url: str,
 ) -> None:
@@ -157,6 +191,13 @@ def test_the_websocket_echoes_frames_chats_and_closes_on_request(
                 frames.append(json.loads(await ws.recv()))
             text = "".join(f["data"] for f in frames[:-1])
             assert text == "Turn 1 of this session. You said: hi"
+            # Codes that cannot go in a close frame are echoed like any text.
+            for unsendable in ({"close": 1005}, {"close": 70000}, {"close": True}):
+                await ws.send(json.dumps(unsendable))
+                assert json.loads(await ws.recv()) == unsendable
+            too_long = json.dumps({"close": 4000, "reason": "x" * 124})
+            await ws.send(too_long)
+            assert await ws.recv() == too_long
             await ws.send(json.dumps({"close": 4000, "reason": "bye"}))
             await ws.wait_closed()
             assert (ws.close_code, ws.close_reason) == (4000, "bye")
@@ -182,3 +223,15 @@ def test_the_demo_agent_command_serves_until_interrupted() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("flag", ["--cold-start", "--word-delay"])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_the_demo_command_refuses_a_delay_that_is_not_finite(
+    flag: str, value: str
+) -> None:
+    from agentcore_bridge.local.demo import main as demo_main
+
+    with pytest.raises(SystemExit) as exited:
+        demo_main([flag, value])
+    assert exited.value.code == 2

@@ -350,6 +350,36 @@ def test_the_control_api_rejects_bad_input_and_hides_secrets(
     assert emulator.credentials.secret_access_key not in json.dumps(settings)
 
 
+def test_a_setting_that_is_not_a_finite_number_is_refused(
+    emulator: Emulator,
+) -> None:
+    """NaN would keep every session warm for ever; the setting stays as it was."""
+    import urllib.error
+
+    before = emulator.configure()["idle_timeout"]
+    for value in (float("nan"), float("inf")):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            emulator.configure(idle_timeout=value)
+        assert refused.value.code == 400
+        assert "idle_timeout" in json.loads(refused.value.read())["message"]
+    assert emulator.configure()["idle_timeout"] == before
+
+
+def test_a_fault_with_a_field_of_the_wrong_kind_is_refused_at_once(
+    emulator: Emulator,
+) -> None:
+    """Refused with a 400 naming the field, not stored to break a later call."""
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as bad_fault:
+        emulator.add_fault("error", error_type="Bad\r\nX-Injected: 1")
+    assert bad_fault.value.code == 400
+    assert "error_type" in json.loads(bad_fault.value.read())["message"]
+    assert emulator.faults() == []
+    answer = call(emulator, payload={"prompt": "hi"}, session_id=new_session_id())
+    assert answer.status == 200
+
+
 # The command line.
 
 
@@ -402,6 +432,10 @@ def test_the_local_agentcore_command_prints_what_to_export_and_serves() -> None:
         ["--credentials", "only-a-key"],
         ["--runtime-arn", "arn:aws:s3:::bucket"],
         ["--fault", '{"kind": "explode"}'],
+        ["--max-sessions", "-1"],
+        ["--idle-timeout", "nan"],
+        ["--cold-start", "inf"],
+        ["--max-payload", "-5"],
     ],
 )
 def test_the_command_refuses_bad_arguments(arguments: list[str]) -> None:

@@ -442,6 +442,20 @@ def test_invalid_session_id_fails_before_sending(
     assert emulator.stats()["requests"] == {}
 
 
+def test_an_empty_session_id_is_refused_not_replaced(
+    client: AgentCoreClient, emulator: Emulator
+) -> None:
+    """Only a missing id starts a new session; "" is a bad id like any other."""
+    with pytest.raises(ValidationError) as caught:
+        client.invoke({}, session_id="")
+    assert caught.value.field == "runtimeSessionId"
+    with pytest.raises(ValidationError):
+        client.websocket_request(session_id="")
+    with pytest.raises(ValidationError):
+        client.presign_websocket(session_id="")
+    assert emulator.stats()["requests"] == {}
+
+
 # WebSocket.
 
 

@@ -183,7 +183,7 @@ class AsyncAgentCoreClient:
         loop stops early.
         """
         target = self._targets.target(runtime_arn, qualifier)
-        session_id = session_id or new_session_id()
+        session_id = _session_or_new(session_id)
         request = invoke_request(
             target,
             payload,
@@ -230,7 +230,7 @@ class AsyncAgentCoreClient:
         """
         target = self._targets.target(runtime_arn, qualifier)
         request = websocket_request(
-            target, session_id or new_session_id(), user_id=user_id
+            target, _session_or_new(session_id), user_id=user_id
         )
         credentials = await self._credentials.get_async()
         return sign_request(request, credentials, target.region)
@@ -247,7 +247,7 @@ class AsyncAgentCoreClient:
         target = self._targets.target(runtime_arn, qualifier)
         credentials = await self._credentials.get_async()
         return presign_websocket_url(
-            target, session_id or new_session_id(), credentials, expires=expires
+            target, _session_or_new(session_id), credentials, expires=expires
         )
 
     # The retry loop.
@@ -672,3 +672,10 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _session_or_new(session_id: str | None) -> str:
+    # Only a missing id starts a new session. An empty one is refused by
+    # the request builder like any malformed id: a caller that meant to
+    # continue a session must not silently get a fresh one.
+    return new_session_id() if session_id is None else session_id

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -102,8 +103,9 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
-    if args.word_delay < 0 or args.cold_start < 0:
-        parser.error("--word-delay and --cold-start must not be negative")
+    # "nan" and "inf" parse as floats; neither is a delay.
+    if not (0 <= args.word_delay < math.inf and 0 <= args.cold_start < math.inf):
+        parser.error("--word-delay and --cold-start must be finite, not negative")
 
     configure_logging("INFO" if args.verbose else "WARNING", "text")
     with contextlib.suppress(KeyboardInterrupt):

@@ -19,9 +19,10 @@ forwards), so a resumed session is visible: "Turn 2 of this session".
 Test knobs in the invocation payload (all optional):
 
 ==================  ======================================================
-``words``           append N filler words (a long answer)
+``words``           append N filler words (a long answer), at most 1,000,000
 ``size``            append filler text of exactly N characters, sent in
-                    events of ``chunk`` characters (default 1024)
+                    events of ``chunk`` characters (default 1024), at
+                    most 100,000,000 (AgentCore's response limit)
 ``fail_after``      after K events, send the ``BedrockAgentCoreApp`` error
                     event ``{"error", "error_type", "message"}`` and stop
 ``json``            answer once with ``application/json`` instead of SSE
@@ -37,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -60,6 +63,12 @@ JSON_CONTENT_TYPE = "application/json"
 _STREAM_ERROR_MESSAGE = "An error occurred during streaming"
 _MAX_TRACKED_SESSIONS = 10_000
 _FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing")
+# The knobs come from whoever calls the agent (a browser, in the demo):
+# bounded, so that one payload cannot make the agent hold gigabytes.
+_MAX_WORDS = 1_000_000
+_MAX_SIZE = 100_000_000  # AgentCore's response payload limit
+# RFC 6455 section 7.4: codes that never go in a close frame.
+_UNSENDABLE_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
 
 
 class _DemoAgent:
@@ -130,7 +139,7 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
             status=status,
         )
 
-    pieces = _answer(payload, turn, session_id is not None)
+    count, pieces = _answer(payload, turn, session_id is not None)
     delay = _float_knob(payload, "delay", agent.word_delay)
     if payload.get("json"):
         body: dict[str, Any] = {
@@ -149,7 +158,8 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     fail_after = _int_knob(payload, "fail_after", -1)
     if fail_after >= 0:
-        pieces = pieces[:fail_after]
+        count = min(count, fail_after)
+        pieces = itertools.islice(pieces, fail_after)
     sent = 0
     try:
         for piece in pieces:
@@ -158,7 +168,7 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
             await response.write(_sse(piece))
             sent += 1
         if fail_after >= 0:
-            await response.write(_sse(_error_event(len(pieces))))
+            await response.write(_sse(_error_event(count)))
         await response.write_eof()
     except ConnectionError:
         # The caller stopped reading (a cancelled invocation): an agent
@@ -166,28 +176,43 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
         logger.info(
             "demo agent: the caller went away after %d of %d events",
             sent,
-            len(pieces),
+            count,
         )
     return response
 
 
-def _answer(payload: dict[str, Any], turn: int, has_session: bool) -> list[str]:
-    """The answer as the pieces to stream; joined they read as one text."""
+def _answer(
+    payload: dict[str, Any], turn: int, has_session: bool
+) -> tuple[int, Iterator[str]]:
+    """How many pieces the answer has, and the pieces, made as they are sent.
+
+    Joined, the pieces read as one text. They are generated lazily, so a
+    long answer costs memory for one piece at a time, not for all of it.
+    """
     prompt = payload.get("prompt", "")
     if not isinstance(prompt, str):
         prompt = json.dumps(prompt, ensure_ascii=False)
     opening = f"Turn {turn} of this session." if has_session else "No session."
     words = f"{opening} You said: {prompt}".split()
-    extra = _int_knob(payload, "words", 0)
-    words += [_FILLER[i % len(_FILLER)] for i in range(extra)]
-    pieces = [words[0]] + [" " + word for word in words[1:]]
+    extra = min(max(_int_knob(payload, "words", 0), 0), _MAX_WORDS)
+    size = min(max(_int_knob(payload, "size", 0), 0), _MAX_SIZE)
+    chunk = min(max(1, _int_knob(payload, "chunk", 1024)), max(size, 1))
+    count = len(words) + extra + -(-size // chunk)
 
-    size = _int_knob(payload, "size", 0)
-    if size > 0:
-        chunk = max(1, _int_knob(payload, "chunk", 1024))
-        filler = ("x" * 63 + "\n") * (size // 64 + 1)
-        pieces += [filler[i : min(i + chunk, size)] for i in range(0, size, chunk)]
-    return pieces
+    def pieces() -> Iterator[str]:
+        yield words[0]
+        for word in words[1:]:
+            yield " " + word
+        for i in range(extra):
+            yield " " + _FILLER[i % len(_FILLER)]
+        # Lines of 63 "x" and a newline; any piece of them is a slice of
+        # this tile, which is only a little longer than one chunk.
+        tile = ("x" * 63 + "\n") * (chunk // 64 + 2)
+        for start in range(0, size, chunk):
+            offset = start % 64
+            yield tile[offset : offset + min(chunk, size - start)]
+
+    return count, pieces()
 
 
 def _error_event(after: int) -> dict[str, str]:
@@ -209,7 +234,11 @@ def _int_knob(payload: dict[str, Any], name: str, default: int) -> int:
 
 def _float_knob(payload: dict[str, Any], name: str, default: float) -> float:
     value = payload.get(name, default)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value < math.inf
+    ):
         return float(value)
     return default
 
@@ -220,8 +249,10 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
     Binary frames are echoed unchanged. A text frame holding a JSON object
     with ``prompt`` is answered with one ``{"type": "chunk", "data": ...}``
     frame per word and a final ``{"type": "end", "turn": n}``; one with
-    ``close`` (a close code) and optional ``reason`` makes the agent close
-    the connection with that code. Any other text frame is echoed.
+    ``close`` (a close code that may be sent: 1000 to 4999, not 1004,
+    1005, 1006 or 1015) and optional ``reason`` (at most 123 bytes) makes
+    the agent close the connection with that code. Any other text frame is
+    echoed.
     """
     agent = request.app[_AGENT_KEY]
     session_id = request.headers.get(SESSION_ID_HEADER)
@@ -234,9 +265,9 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 await ws.send_bytes(message.data)
             elif message.type is WSMsgType.TEXT:
                 command = _json_object(message.data)
-                if command is not None and isinstance(command.get("close"), int):
-                    reason = str(command.get("reason", ""))
-                    await ws.close(code=command["close"], message=reason.encode())
+                close = _close_command(command)
+                if close is not None:
+                    await ws.close(code=close[0], message=close[1])
                     break
                 if command is not None and "prompt" in command:
                     await _chat(ws, agent, command, session_id)
@@ -256,11 +287,28 @@ async def _chat(
 ) -> None:
     turn = agent.next_turn(session_id)
     delay = _float_knob(command, "delay", agent.word_delay)
-    for index, piece in enumerate(_answer(command, turn, bool(session_id))):
+    _, pieces = _answer(command, turn, bool(session_id))
+    for index, piece in enumerate(pieces):
         if index and delay > 0:
             await asyncio.sleep(delay)
         await ws.send_str(json.dumps({"type": "chunk", "data": piece}))
     await ws.send_str(json.dumps({"type": "end", "turn": turn}))
+
+
+def _close_command(command: dict[str, Any] | None) -> tuple[int, bytes] | None:
+    """The close code and reason asked for, if they can go in a close frame."""
+    if command is None:
+        return None
+    code, reason = command.get("close"), str(command.get("reason", "")).encode()
+    if (
+        not isinstance(code, int)
+        or isinstance(code, bool)
+        or not 1000 <= code <= 4999
+        or code in _UNSENDABLE_CLOSE_CODES
+        or len(reason) > 123
+    ):
+        return None
+    return code, reason
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -111,19 +112,49 @@ class Fault:
     fired: int = 0
 
     def __post_init__(self) -> None:
+        # A fault usually arrives as JSON through the control API: every
+        # field is checked here, so that a wrong one is refused with a 400
+        # naming it rather than breaking the call the fault fires on.
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
         if self.operation not in OPERATIONS:
             raise ValueError(f"fault operation must be one of {', '.join(OPERATIONS)}")
+        if not _is_int(self.nth) or not _is_int(self.repeat):
+            raise ValueError("fault nth and repeat must be integers")
         if self.nth < 1 or self.repeat < 0:
             raise ValueError("fault nth must be at least 1 and repeat at least 0")
-        if not 100 <= self.status <= 599:
-            raise ValueError("fault status must be an HTTP status code")
-        if self.seconds < 0:
-            raise ValueError("fault seconds must not be negative")
+        # Below 400 the answer would not be an error, and a 1xx would not
+        # even end the exchange.
+        if not _is_int(self.status) or not 400 <= self.status <= 599:
+            raise ValueError("fault status must be an HTTP error status, 400 to 599")
+        if not _is_header_text(self.error_type):
+            raise ValueError("fault error_type must be printable ASCII text")
+        if not isinstance(self.message, str):
+            raise ValueError("fault message must be a string")
+        if self.session_id is not None and not isinstance(self.session_id, str):
+            raise ValueError("fault session_id must be a string")
+        if (
+            isinstance(self.seconds, bool)
+            or not isinstance(self.seconds, (int, float))
+            or not 0 <= self.seconds < math.inf
+        ):
+            raise ValueError("fault seconds must be a finite number, not negative")
         limits = (self.after_bytes, self.after_events, self.after_frames)
+        if any(limit is not None and not _is_int(limit) for limit in limits):
+            raise ValueError("fault after_bytes, after_events, after_frames: integers")
         if any(limit is not None and limit < 0 for limit in limits):
             raise ValueError("fault after_bytes, after_events, after_frames: >= 0")
+        # RFC 6455 section 7.4: 1004, 1005, 1006 and 1015 never go in a
+        # close frame, and the reason must fit the 125-byte control frame
+        # with the code.
+        if (
+            not _is_int(self.code)
+            or not 1000 <= self.code <= 4999
+            or self.code in (1004, 1005, 1006, 1015)
+        ):
+            raise ValueError("fault code must be a WebSocket close code to send")
+        if not isinstance(self.reason, str) or len(self.reason.encode()) > 123:
+            raise ValueError("fault reason must be a string of at most 123 bytes")
         if self.kind == "close" and self.operation not in ("ws", "any"):
             raise ValueError("a close fault applies to WebSockets (operation ws)")
 
@@ -188,6 +219,24 @@ class EmulatorConfig:
     ws_max_message_size: int = 0
     faults: Sequence[Fault] = ()
 
+    def __post_init__(self) -> None:
+        # Checked here, so that the command line, the control API and code
+        # building a config all refuse the same values: a negative
+        # max_sessions would answer every call with 402, a NaN idle_timeout
+        # would keep every session warm forever.
+        for name, kinds in SETTINGS.items():
+            value = getattr(self, name)
+            if kinds in ((str,), (bool,)):
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not isinstance(value, kinds)
+                or not 0 <= value < math.inf
+            ):
+                kind = "a whole number" if kinds == (int,) else "a number"
+                raise ValueError(f"{name} must be {kind}, finite and not negative")
+
 
 #: Settings the control API may change at run time, with their types.
 SETTINGS: dict[str, tuple[type, ...]] = {
@@ -204,6 +253,15 @@ SETTINGS: dict[str, tuple[type, ...]] = {
     "max_payload": (int,),
     "ws_max_message_size": (int,),
 }
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_header_text(value: object) -> bool:
+    # It goes out in x-amzn-ErrorType: a CR or LF would end the header.
+    return isinstance(value, str) and value.isascii() and value.isprintable()
 
 
 # Errors answered the way the service answers them.

@@ -178,7 +178,7 @@ class AgentCoreClient:
         :class:`~agentcore_bridge.exceptions.ValidationError`.
         """
         target = self._targets.target(runtime_arn, qualifier)
-        session_id = session_id or new_session_id()
+        session_id = _session_or_new(session_id)
         request = invoke_request(
             target,
             payload,
@@ -229,7 +229,7 @@ class AgentCoreClient:
         """
         target = self._targets.target(runtime_arn, qualifier)
         request = websocket_request(
-            target, session_id or new_session_id(), user_id=user_id
+            target, _session_or_new(session_id), user_id=user_id
         )
         return sign_request(request, self._credentials.get(), target.region)
 
@@ -249,7 +249,7 @@ class AgentCoreClient:
         target = self._targets.target(runtime_arn, qualifier)
         return presign_websocket_url(
             target,
-            session_id or new_session_id(),
+            _session_or_new(session_id),
             self._credentials.get(),
             expires=expires,
         )
@@ -411,3 +411,10 @@ def _read_error_body(response: Response) -> bytes:
     except TransportError:
         logger.debug("could not read the error body from %s", response.url)
     return body[:MAX_ERROR_BODY]
+
+
+def _session_or_new(session_id: str | None) -> str:
+    # Only a missing id starts a new session. An empty one is refused by
+    # the request builder like any malformed id: a caller that meant to
+    # continue a session must not silently get a fresh one.
+    return new_session_id() if session_id is None else session_id
