@@ -462,6 +462,36 @@ def test_dockerfile_is_slim_python_and_installs_the_server_extra() -> None:
     assert "pip wheel" in " ".join(i.arguments for i in stages[0])
 
 
+def test_dockerfile_copies_every_file_the_wheel_build_reads() -> None:
+    """pyproject.toml's readme and license files reach the wheel stage."""
+    project = (ROOT / "pyproject.toml").read_text()
+    readme = re.search(r'(?m)^readme = "([^"]+)"$', project)
+    licenses = re.search(r"(?m)^license-files = \[(.*)\]$", project)
+    assert readme and licenses
+    needed = {"pyproject.toml", "src", readme.group(1)}
+    needed |= set(re.findall(r'"([^"]+)"', licenses.group(1)))
+    copied: set[str] = set()
+    for instruction in load_dockerfile()[0]:
+        if instruction.keyword == "COPY":
+            copied.update(
+                Path(p).as_posix() for p in instruction.arguments.split()[:-1]
+            )
+    assert needed <= copied, needed - copied
+    for name in needed:
+        assert (ROOT / name).exists(), name
+
+    # The context is the repository root: .dockerignore keeps out .venv and
+    # .git, and must let in what the stage copies.
+    rules = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert rules[0] == "*"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert needed <= allowed, needed - allowed
+
+
 def test_dockerfile_serves_with_sigterm_and_a_stdlib_healthcheck() -> None:
     final = load_dockerfile()[-1]
     (cmd,) = [i for i in final if i.keyword == "CMD"]
