@@ -17,8 +17,13 @@ import pytest
 from aiohttp import web
 
 from agentcore_bridge import Credentials
-from agentcore_bridge.agentcore import SESSION_ID_HEADER, USER_ID_HEADER
+from agentcore_bridge.agentcore import (
+    MAX_PAYLOAD_BYTES,
+    SESSION_ID_HEADER,
+    USER_ID_HEADER,
+)
 from agentcore_bridge.local.agentcore import main as agentcore_main
+from agentcore_bridge.local.emulation import EmulatorConfig
 from emulator_calls import Answer, call, new_session_id, open_call, stop
 from stack import Emulator, agentcore_emulator, demo_agent, local_stack, running_app
 
@@ -117,6 +122,11 @@ def test_a_payload_over_the_limit_is_a_validation_error() -> None:
         answer = call(emulator, payload={"prompt": "x" * 200})
         assert_error(answer, 400, "ValidationException")
         assert "payload" in answer.message
+
+
+def test_the_default_payload_limit_is_the_services_and_the_clients() -> None:
+    """100 MB in decimal bytes: what the clients send, the emulator takes."""
+    assert EmulatorConfig().max_payload == MAX_PAYLOAD_BYTES == 100_000_000
 
 
 def test_stop_needs_a_session_id(emulator: Emulator) -> None:

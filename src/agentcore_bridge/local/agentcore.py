@@ -605,7 +605,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=defaults.max_payload,
         metavar="BYTES",
-        help="largest request body (default 100 MiB)",
+        help="largest request body (default 100,000,000 bytes, as AgentCore)",
     )
     add(
         "--ws-max-message-size",

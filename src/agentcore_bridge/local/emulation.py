@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from ..agentcore import SERVICE, parse_runtime_arn
+from ..agentcore import MAX_PAYLOAD_BYTES, SERVICE, parse_runtime_arn
 from ..credentials import Credentials
 from ..exceptions import ValidationError
 from ..sessions import session_fingerprint
@@ -215,7 +215,8 @@ class EmulatorConfig:
     max_sessions: int = 0
     max_clock_skew: float = 300.0
     max_presign_expires: int = 300
-    max_payload: int = 100 * 1024 * 1024
+    # The service takes payloads up to 100 MB (decimal), as the clients do.
+    max_payload: int = MAX_PAYLOAD_BYTES
     ws_max_message_size: int = 0
     faults: Sequence[Fault] = ()
 
