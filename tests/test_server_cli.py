@@ -204,6 +204,45 @@ def test_serve_reports_a_busy_port() -> None:
     assert "already in use" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        ("no-such-host.invalid", "is not an IP address or a host name that resolves"),
+        # TEST-NET-1 (RFC 5737): never an address of this machine.
+        ("192.0.2.1", "is not an address of this machine"),
+    ],
+)
+def test_serve_says_which_setting_is_wrong_when_it_cannot_listen(
+    host: str, said: str
+) -> None:
+    result = serve(
+        "--host",
+        host,
+        "--port",
+        "0",
+        env={"AGENTCORE_RUNTIME_ARN": ARN, "BRIDGE_LOG_LEVEL": "ERROR"},
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on {host} port 0: BRIDGE_HOST (--host)" in result.stderr
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_says_which_flag_is_wrong_when_it_cannot_listen() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agentcore_bridge.cli", "demo", "--host", "192.0.2.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot listen on 192.0.2.1 port 8000: --host is not an address" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
 def port_open(port: int) -> bool:
     """Whether something accepts TCP connections on 127.0.0.1:``port``."""
     with socket.socket() as probe:
