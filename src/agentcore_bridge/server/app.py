@@ -525,8 +525,15 @@ class BridgeServer:
     def stop_sessions(
         self, session_ids: Collection[str], closing: BridgeConnection
     ) -> None:
-        """Stop AgentCore sessions no other open connection is using."""
-        in_use = {c.session_id for c in self.connections if c is not closing}
+        """Stop AgentCore sessions no other open connection is using.
+
+        A pass-through to the agent's ``/ws`` uses its session as much as a
+        ``/ws`` connection does: stopping it would end that socket too.
+        """
+        in_use = {p.session_id for p in self.passthroughs}
+        for connection in self.connections:
+            if connection is not closing:
+                in_use |= connection.sessions_in_use
         for session_id in session_ids:
             if session_id not in in_use:
                 self.spawn(self._stop_session(session_id))
