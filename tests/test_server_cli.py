@@ -50,6 +50,29 @@ def test_the_command_lists_serve_and_demo(capsys: pytest.CaptureFixture[str]) ->
     assert "demo" in out
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_without_aiohttp_a_command_says_which_extra_to_install(command: str) -> None:
+    # A fresh interpreter in which importing aiohttp fails, as after a
+    # plain ``pip install agentcore-bridge``.
+    code = (
+        "import sys; sys.modules['aiohttp'] = None\n"
+        "from agentcore_bridge.cli import main\n"
+        f"sys.exit(main([{command!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"agentcore-bridge {command}: needs aiohttp, which the server extra "
+        "installs: pip install 'agentcore-bridge[server]'\n"
+    )
+
+
 def test_serve_without_a_runtime_names_the_variable() -> None:
     result = serve()
     assert result.returncode == 2
