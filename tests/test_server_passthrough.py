@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -127,6 +128,32 @@ def test_closing_ws_does_not_stop_the_session_an_open_pass_through_uses() -> Non
         sessions = bridge.emulator.stats()["sessions"]
     assert frames[-1] == {"type": "end", "turn": 3}
     assert [s["stops"] for s in sessions.values()] == [0]
+
+
+def test_a_client_that_gives_up_during_the_agents_cold_start_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The agent's socket is closed again, and nothing is logged as a bug."""
+    caplog.set_level(logging.INFO)
+    with bridge_stack(emulator_options={"cold_start": 1.0}) as bridge:
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as http:
+                connecting = asyncio.ensure_future(
+                    http.ws_connect(bridge.ws_url("/agent/ws"))
+                )
+                await asyncio.sleep(0.3)
+                connecting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await connecting
+
+        run(scenario())
+        wait_for(lambda: "left before its WebSocket upgrade" in caplog.text)
+        wait_for(lambda: bridge.server.open_sockets == 0)
+        sessions = bridge.emulator.stats()["sessions"]
+    assert [s["ws_connections"] for s in sessions.values()] == [1]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 def test_an_invalid_session_token_closes_the_pass_through_with_1008(

@@ -62,7 +62,7 @@ from .auth import (
     origin_allowed,
 )
 from .connection import BridgeConnection
-from .passthrough import Passthrough, refuse_after_upgrade
+from .passthrough import Passthrough, client_left, refuse_after_upgrade
 from .sockets import CLOSE_TIMEOUT, ClientSocket, SendWatchdog
 
 __all__ = ["SERVER_KEY", "BridgeServer", "create_app", "get_server"]
@@ -223,7 +223,11 @@ class BridgeServer:
                 return admitted
             principal = admitted[0]
             session_id, resume_error = self.session_from_query(request, principal)
-            socket = await self.accept_socket(request, selectable)
+            try:
+                socket = await self.accept_socket(request, selectable)
+            except ConnectionResetError:
+                # The client gave up while an authentication hook worked.
+                return client_left(request)
             connection = BridgeConnection(
                 self,
                 socket,
@@ -308,6 +312,11 @@ class BridgeServer:
                     chosen,
                     max_message_bytes=self.settings.passthrough_max_frame_bytes,
                 )
+            except ConnectionResetError:
+                # The client gave up while AgentCore was answering (a cold
+                # start takes tens of seconds).
+                await agent.close(code=1001)
+                return client_left(request)
             except BaseException:
                 await agent.close(code=1001)
                 raise
