@@ -50,6 +50,29 @@ def test_the_command_lists_serve_and_demo(capsys: pytest.CaptureFixture[str]) ->
     assert "demo" in out
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_without_aiohttp_a_command_says_which_extra_to_install(command: str) -> None:
+    # A fresh interpreter in which importing aiohttp fails, as after a
+    # plain ``pip install agentcore-bridge``.
+    code = (
+        "import sys; sys.modules['aiohttp'] = None\n"
+        "from agentcore_bridge.cli import main\n"
+        f"sys.exit(main([{command!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"agentcore-bridge {command}: needs aiohttp, which the server extra "
+        "installs: pip install 'agentcore-bridge[server]'\n"
+    )
+
+
 def test_serve_without_a_runtime_names_the_variable() -> None:
     result = serve()
     assert result.returncode == 2
@@ -202,6 +225,45 @@ def test_serve_reports_a_busy_port() -> None:
     assert result.returncode == 1
     assert f"port {port}" in result.stderr
     assert "already in use" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("host", "said"),
+    [
+        ("no-such-host.invalid", "is not an IP address or a host name that resolves"),
+        # TEST-NET-1 (RFC 5737): never an address of this machine.
+        ("192.0.2.1", "is not an address of this machine"),
+    ],
+)
+def test_serve_says_which_setting_is_wrong_when_it_cannot_listen(
+    host: str, said: str
+) -> None:
+    result = serve(
+        "--host",
+        host,
+        "--port",
+        "0",
+        env={"AGENTCORE_RUNTIME_ARN": ARN, "BRIDGE_LOG_LEVEL": "ERROR"},
+    )
+    assert result.returncode == 1
+    assert f"cannot listen on {host} port 0: BRIDGE_HOST (--host)" in result.stderr
+    assert said in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_says_which_flag_is_wrong_when_it_cannot_listen() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agentcore_bridge.cli", "demo", "--host", "192.0.2.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "cannot listen on 192.0.2.1 port 8000: --host is not an address" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
 
 
 def port_open(port: int) -> bool:

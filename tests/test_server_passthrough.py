@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -104,6 +105,55 @@ def test_a_session_token_from_ws_resumes_the_session_in_the_pass_through(
             return await chat(ws, "second turn over the agent's own socket")
 
     assert run(scenario())[-1] == {"type": "end", "turn": 2}
+
+
+def test_closing_ws_does_not_stop_the_session_an_open_pass_through_uses() -> None:
+    """BRIDGE_STOP_SESSION_ON_DISCONNECT spares a session still in use."""
+    with bridge_stack(stop_session_on_disconnect=True) as bridge:
+
+        async def scenario() -> list[dict[str, Any]]:
+            client = await ProtocolClient.connect(bridge.ws_url())
+            await client.run("q", {"prompt": "first turn over protocol v1"})
+            token = client.session["session"] if client.session else ""
+            url = bridge.ws_url("/agent/ws", session=token)
+            async with websockets.connect(url) as ws:
+                await chat(ws, "second turn over the agent's own socket")
+                await client.close()
+                wait_for(lambda: not bridge.server.connections)
+                # Give a stop call, were one made, the time to land.
+                await asyncio.sleep(0.5)
+                return await chat(ws, "third turn, same socket")
+
+        frames = run(scenario())
+        sessions = bridge.emulator.stats()["sessions"]
+    assert frames[-1] == {"type": "end", "turn": 3}
+    assert [s["stops"] for s in sessions.values()] == [0]
+
+
+def test_a_client_that_gives_up_during_the_agents_cold_start_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The agent's socket is closed again, and nothing is logged as a bug."""
+    caplog.set_level(logging.INFO)
+    with bridge_stack(emulator_options={"cold_start": 1.0}) as bridge:
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as http:
+                connecting = asyncio.ensure_future(
+                    http.ws_connect(bridge.ws_url("/agent/ws"))
+                )
+                await asyncio.sleep(0.3)
+                connecting.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await connecting
+
+        run(scenario())
+        wait_for(lambda: "left before its WebSocket upgrade" in caplog.text)
+        wait_for(lambda: bridge.server.open_sockets == 0)
+        sessions = bridge.emulator.stats()["sessions"]
+    assert [s["ws_connections"] for s in sessions.values()] == [1]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
 
 
 def test_an_invalid_session_token_closes_the_pass_through_with_1008(

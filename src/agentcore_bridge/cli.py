@@ -51,9 +51,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"agentcore-bridge: unknown command {args[0]!r}\n{_USAGE}\n")
         return 2
     module_name, _, function_name = entry[0].partition(":")
-    function: Callable[[list[str]], int] = getattr(
-        importlib.import_module(module_name), function_name
-    )
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # Every command runs aiohttp servers, and a plain
+        # ``pip install agentcore-bridge`` does not bring aiohttp.
+        if exc.name != "aiohttp":
+            raise
+        sys.stderr.write(
+            f"agentcore-bridge {args[0]}: needs aiohttp, which the server extra "
+            "installs: pip install 'agentcore-bridge[server]'\n"
+        )
+        return 1
+    function: Callable[[list[str]], int] = getattr(module, function_name)
     return function(args[1:])
 
 

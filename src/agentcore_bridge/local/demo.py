@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 from ..config import Settings
 from ..credentials import Credentials, CredentialSource
 from ..server import create_app, get_server
-from ..server.cli import configure_logging
+from ..server.cli import configure_logging, listen_error
 from .agentcore import (
     DEFAULT_RUNTIME_ARN,
     LOCAL_CREDENTIALS,
@@ -150,7 +150,15 @@ async def _run(args: argparse.Namespace) -> int:
             url = await start(bridge, args.host, args.port)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
-                raise
+                message = listen_error(
+                    args.host,
+                    args.port,
+                    exc,
+                    host_setting="--host",
+                    port_setting="--port",
+                )
+                sys.stderr.write(f"agentcore-bridge demo: {message}\n")
+                return 1
             other = args.port + 1 if args.port < 65535 else 0
             sys.stderr.write(
                 f"agentcore-bridge demo: port {args.port} is already in use "

@@ -62,7 +62,7 @@ from .auth import (
     origin_allowed,
 )
 from .connection import BridgeConnection
-from .passthrough import Passthrough, refuse_after_upgrade
+from .passthrough import Passthrough, client_left, refuse_after_upgrade
 from .sockets import CLOSE_TIMEOUT, ClientSocket, SendWatchdog
 
 __all__ = ["SERVER_KEY", "BridgeServer", "create_app", "get_server"]
@@ -223,7 +223,11 @@ class BridgeServer:
                 return admitted
             principal = admitted[0]
             session_id, resume_error = self.session_from_query(request, principal)
-            socket = await self.accept_socket(request, selectable)
+            try:
+                socket = await self.accept_socket(request, selectable)
+            except ConnectionResetError:
+                # The client gave up while an authentication hook worked.
+                return client_left(request)
             connection = BridgeConnection(
                 self,
                 socket,
@@ -308,6 +312,11 @@ class BridgeServer:
                     chosen,
                     max_message_bytes=self.settings.passthrough_max_frame_bytes,
                 )
+            except ConnectionResetError:
+                # The client gave up while AgentCore was answering (a cold
+                # start takes tens of seconds).
+                await agent.close(code=1001)
+                return client_left(request)
             except BaseException:
                 await agent.close(code=1001)
                 raise
@@ -525,8 +534,15 @@ class BridgeServer:
     def stop_sessions(
         self, session_ids: Collection[str], closing: BridgeConnection
     ) -> None:
-        """Stop AgentCore sessions no other open connection is using."""
-        in_use = {c.session_id for c in self.connections if c is not closing}
+        """Stop AgentCore sessions no other open connection is using.
+
+        A pass-through to the agent's ``/ws`` uses its session as much as a
+        ``/ws`` connection does: stopping it would end that socket too.
+        """
+        in_use = {p.session_id for p in self.passthroughs}
+        for connection in self.connections:
+            if connection is not closing:
+                in_use |= connection.sessions_in_use
         for session_id in session_ids:
             if session_id not in in_use:
                 self.spawn(self._stop_session(session_id))

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,7 +36,14 @@ from ..exceptions import ConfigurationError, ValidationError
 from .app import create_app, get_server
 from .sockets import CLOSE_TIMEOUT
 
-__all__ = ["AccessLogger", "JsonFormatter", "configure_logging", "main", "serve"]
+__all__ = [
+    "AccessLogger",
+    "JsonFormatter",
+    "configure_logging",
+    "listen_error",
+    "main",
+    "serve",
+]
 
 logger = logging.getLogger("agentcore_bridge.server")
 
@@ -124,7 +132,8 @@ def serve(
     """Serve until SIGTERM or SIGINT, drain, and return the exit code.
 
     ``on_ready`` receives the base URL once the socket listens (default:
-    print it). Returns 1 when the address is in use.
+    print it). Returns 1, after saying why, when it cannot listen (the
+    port is in use, the host is not an address of this machine).
     """
     if settings.session_secret is None:
         logger.warning(
@@ -162,14 +171,9 @@ async def _serve(
         try:
             await site.start()
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                sys.stderr.write(
-                    f"agentcore-bridge serve: port {settings.port} on "
-                    f"{settings.host} is already in use; stop the program using "
-                    "it or choose another port with --port or BRIDGE_PORT\n"
-                )
-                return 1
-            raise
+            message = listen_error(settings.host, settings.port, exc)
+            sys.stderr.write(f"agentcore-bridge serve: {message}\n")
+            return 1
         on_ready(_base_url(runner.addresses[0]))
 
         stop = asyncio.Event()
@@ -191,6 +195,47 @@ async def _serve(
     finally:
         await runner.cleanup()
     return 0
+
+
+def listen_error(
+    host: str,
+    port: int,
+    exc: OSError,
+    *,
+    host_setting: str = "BRIDGE_HOST (--host)",
+    port_setting: str = "--port or BRIDGE_PORT",
+) -> str:
+    """What to tell the user when a server cannot listen, naming the setting.
+
+    The address is checked only by binding it: a host name that does not
+    resolve, an address of another machine and a privileged port all fail
+    there, and each deserves a sentence rather than a traceback.
+    """
+    where = f"{host} port {port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use; stop the program using "
+            f"it or choose another port with {port_setting}"
+        )
+    if isinstance(exc, socket.gaierror):
+        return (
+            f"cannot listen on {where}: {host_setting} {host!r} is not an IP "
+            "address or a host name that resolves"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {where}: {host_setting} is not an address of "
+            "this machine (0.0.0.0 listens on every interface)"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot listen on {where}: permission denied (ports below 1024 "
+            f"usually need privileges); choose another port with {port_setting}"
+        )
+    return (
+        f"cannot listen on {where} ({exc.strerror or exc}); check {host_setting} "
+        f"and {port_setting}"
+    )
 
 
 class AccessLogger(AbstractAccessLogger):

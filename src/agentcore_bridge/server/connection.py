@@ -159,6 +159,11 @@ class BridgeConnection:
         socket.on_stalled = self._on_stalled
 
     @property
+    def sessions_in_use(self) -> set[str]:
+        """The connection's session and those its running invocations use."""
+        return {self.session_id} | {r.session_id for r in self._running.values()}
+
+    @property
     def running(self) -> int:
         """How many invocations are running on this connection."""
         return len(self._running)

@@ -31,7 +31,7 @@ from .sockets import ClientSocket, close_reason
 if TYPE_CHECKING:
     from .app import BridgeServer
 
-__all__ = ["Passthrough", "forwardable_close_code"]
+__all__ = ["Passthrough", "client_left", "forwardable_close_code"]
 
 logger = logging.getLogger("agentcore_bridge.server")
 
@@ -208,12 +208,30 @@ async def refuse_after_upgrade(
     protocols: list[str],
     code: int,
     reason: str,
-) -> web.WebSocketResponse:
+) -> web.StreamResponse:
     """Complete the upgrade only to close at once with ``code`` and ``reason``.
 
     Browsers see neither the status nor the body of a refused upgrade, only
     close code 1006; a close frame tells them what happened.
     """
-    socket = await server.accept_socket(request, protocols)
+    try:
+        socket = await server.accept_socket(request, protocols)
+    except ConnectionResetError:
+        return client_left(request)
     await socket.close(code, reason)
     return socket.ws
+
+
+def client_left(request: web.Request) -> web.Response:
+    """The answer to an upgrade whose client disconnected before it completed.
+
+    aiohttp raises :class:`ConnectionResetError` from the upgrade then, and
+    would log it as an error in the handler; nothing is wrong with the
+    server. The response is never sent (499, "client closed request", is
+    what the access log shows).
+    """
+    logger.info(
+        "a client from %s left before its WebSocket upgrade completed",
+        request.remote,
+    )
+    return web.Response(status=499)
