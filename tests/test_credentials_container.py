@@ -140,6 +140,9 @@ class CredentialsEndpoint:
             self._send(request, 200, json.dumps(document).encode())
         elif self.mode == "huge":
             self._send(request, 200, b" " * (200 * 1024) + b"{}")
+        elif self.mode == "deeply-nested":
+            # Small enough for the size limit, too deep for the JSON decoder.
+            self._send(request, 200, b"[" * 50000)
         else:
             self._send(request, 200, json.dumps(document).encode())
 
@@ -343,6 +346,17 @@ def test_invalid_json_is_a_fetch_error(endpoint: CredentialsEndpoint) -> None:
     assert "invalid JSON" in str(error)
     assert error.__cause__ is None
     assert endpoint.fetches == 2
+
+
+def test_too_deeply_nested_json_is_a_fetch_error(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    """Not the decoder's RecursionError, which no caller expects."""
+    endpoint.mode = "deeply-nested"
+    error = fetch_error(ContainerProvider(endpoint.environ(), retries=0))
+    assert "invalid JSON" in str(error)
+    assert error.__cause__ is None
+    assert endpoint.fetches == 1
 
 
 def test_missing_fields_are_named_without_their_neighbours_values(

@@ -480,9 +480,11 @@ class ContainerProvider:
     def _parse(self, endpoint: _Endpoint, body: bytes) -> Credentials:
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             # Not chained: the decoder's error keeps the whole document,
-            # which may hold the secret next to the syntax error.
+            # which may hold the secret next to the syntax error. Arrays
+            # nested thousands deep fit in the size limit but exhaust the
+            # decoder's recursion limit instead of raising ValueError.
             raise CredentialsFetchError(
                 self.name, f"{endpoint.display} answered invalid JSON", retryable=True
             ) from None
