@@ -118,6 +118,9 @@ class CredentialsEndpoint:
         if self.mode == "trickle":
             self._trickle(request)
             return
+        if self.mode == "trickle-headers":
+            self._trickle_headers(request)
+            return
         if self.delay:
             time.sleep(self.delay)
         document: dict[str, object] = {
@@ -152,6 +155,16 @@ class CredentialsEndpoint:
         request.end_headers()
         for _ in range(1000):
             request.wfile.write(b" ")
+            request.wfile.flush()
+            if self.release.wait(0.02):
+                return
+
+    def _trickle_headers(self, request: BaseHTTPRequestHandler) -> None:
+        # One byte of one endless header line at a time, each well within
+        # the timeout: the answer's head never ends.
+        request.wfile.write(b"HTTP/1.1 200 OK\r\nX-Padding: ")
+        for _ in range(1000):
+            request.wfile.write(b"a")
             request.wfile.flush()
             if self.release.wait(0.02):
                 return
@@ -406,6 +419,19 @@ def test_trickling_endpoint_fails_within_the_attempt_timeout(
     endpoint.mode = "trickle"
     error = fetch_error(ContainerProvider(endpoint.environ(), timeout=0.3, retries=0))
     assert "did not answer within 0.3 s" in str(error)
+    assert endpoint.fetches == 1
+
+
+@pytest.mark.timeout(20)
+def test_endpoint_trickling_its_headers_fails_within_the_attempt_timeout(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    """Each byte of the head comes within the timeout, the whole head does not."""
+    endpoint.mode = "trickle-headers"
+    started = time.monotonic()
+    error = fetch_error(ContainerProvider(endpoint.environ(), timeout=0.3, retries=0))
+    assert "did not answer within 0.3 s" in str(error)
+    assert time.monotonic() - started < 5
     assert endpoint.fetches == 1
 
 
