@@ -145,6 +145,36 @@ def test_naive_datetime_is_rejected() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "now",
+    [
+        -1.0,
+        -1e12,
+        253402300800.0,
+        1e20,
+        float("nan"),
+        float("inf"),
+        datetime(1969, 12, 31, 23, 59, tzinfo=timezone.utc),
+    ],
+)
+def test_moment_outside_what_x_amz_date_can_hold_is_rejected(
+    now: float | datetime,
+) -> None:
+    """Not a malformed X-Amz-Date, nor an error from the time module."""
+    with pytest.raises(ValidationError, match="now"):
+        sign_headers("GET", URL, **{**SIGNING, "now": now})
+    with pytest.raises(ValidationError, match="now"):
+        presign_url("GET", URL, **{**SIGNING, "now": now})
+
+
+def test_first_and_last_second_x_amz_date_can_hold_are_signed() -> None:
+    first = sign_headers("GET", URL, **{**SIGNING, "now": 0})
+    last = sign_headers("GET", URL, **{**SIGNING, "now": 253402300799.5})
+
+    assert first["X-Amz-Date"] == "19700101T000000Z"
+    assert last["X-Amz-Date"] == "99991231T235959Z"
+
+
 def test_aware_datetime_in_any_zone_and_unix_time_sign_alike() -> None:
     in_utc = sign_headers("GET", URL, **{**SIGNING, "now": NOW})
     in_paris = sign_headers(
@@ -155,7 +185,7 @@ def test_aware_datetime_in_any_zone_and_unix_time_sign_alike() -> None:
     assert in_utc == in_paris == as_unix
 
 
-@pytest.mark.parametrize("expires", [0, -1, 604801])
+@pytest.mark.parametrize("expires", [0, -1, 604801, 30.5, 300.0, True, "300"])
 def test_presign_rejects_expiry_outside_one_second_to_seven_days(expires: int) -> None:
     with pytest.raises(ValidationError, match="expires"):
         presign_url("GET", URL, expires=expires, **SIGNING)

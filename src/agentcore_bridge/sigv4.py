@@ -481,8 +481,8 @@ def sign_headers(
     ``content_sha256_header`` is set. The caller's objects are not changed.
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` when ``now``
-    is a naive datetime, and ``ValueError`` when the URL's port is not a
-    number.
+    is a naive datetime or outside 1970 to 9999, and ``ValueError`` when the
+    URL's port is not a number.
     """
     return header_signing_steps(
         method,
@@ -519,8 +519,16 @@ def query_signing_steps(
     With ``sign_session_token=False`` the session token is still added to
     the URL but left out of the signature.
     """
-    if not 1 <= expires <= 604800:
-        raise ValidationError("expires", "between 1 and 604800 seconds (7 days)")
+    # X-Amz-Expires is a whole number of seconds: a float would be written
+    # as "30.5", which AWS refuses when the URL is used, not here.
+    if (
+        isinstance(expires, bool)
+        or not isinstance(expires, int)
+        or not 1 <= expires <= 604800
+    ):
+        raise ValidationError(
+            "expires", "a whole number of seconds between 1 and 604800 (7 days)"
+        )
     amz_date, datestamp = _timestamps(now)
     target = _target(url, normalize_path)
     if payload_hash is None:
@@ -593,8 +601,8 @@ def presign_url(
     until it expires: hand it only to the party meant to connect.
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` when
-    ``expires`` is outside 1 to 604800 seconds or ``now`` is a naive
-    datetime.
+    ``expires`` is not a whole number from 1 to 604800 seconds, or ``now``
+    is a naive datetime or outside 1970 to 9999.
     """
     return query_signing_steps(
         method,
@@ -618,8 +626,16 @@ def _timestamps(now: float | datetime | None) -> tuple[str, str]:
         if now.utcoffset() is None:
             raise ValidationError("now", "a timezone-aware datetime or a Unix time")
         now = now.timestamp()
+    # X-Amz-Date holds a four-digit year; outside 1970 to 9999 the text
+    # would be malformed ("-2971904..."), and NaN or infinity would fail
+    # inside the time module with a message that names no argument.
+    if not 0 <= now < _YEAR_10000:
+        raise ValidationError("now", "a Unix time from 1970 to the year 9999")
     amz_date = _amz_date(math.floor(now))
     return amz_date, amz_date[:8]
+
+
+_YEAR_10000 = 253402300800  # 10000-01-01T00:00:00Z as a Unix time
 
 
 @lru_cache(maxsize=8)
