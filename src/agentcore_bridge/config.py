@@ -28,12 +28,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 
-    from typing_extensions import dataclass_transform
+    from typing_extensions import dataclass_transform as _dataclass_transform
 
     _T = TypeVar("_T")
 else:
 
-    def dataclass_transform(**_: object) -> Callable[[type], type]:
+    def _dataclass_transform(**_: object) -> Callable[[type], type]:
         # PEP 681's marker only tells type checkers how a class is built;
         # at run time it changes nothing that the bridge reads.
         return lambda cls: cls
@@ -316,7 +316,7 @@ def _log_level(name: str, raw: str) -> str:
 # compiles every annotation) on top of importing typing. Type checkers
 # still see keyword-only, typed, read-only fields, as for a frozen
 # dataclass (PEP 681).
-@dataclass_transform(
+@_dataclass_transform(
     kw_only_default=True, frozen_default=True, field_specifiers=(_setting,)
 )
 class _Record(Value):
