@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import ValidationError
+from agentcore_bridge.local.sigv4_verifier import SigV4Verifier
 from agentcore_bridge.sigv4 import (
     UNSIGNED_PAYLOAD,
     canonical_headers,
@@ -204,6 +205,40 @@ def test_presign_keeps_callers_query_and_puts_signature_last() -> None:
 
     assert query.startswith("qualifier=DEFAULT&X-Amz-Algorithm=AWS4-HMAC-SHA256&")
     assert query.rpartition("&")[2].startswith("X-Amz-Signature=")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [URL, URL.replace("?qualifier=DEFAULT", ""), URL + "&X-Amzn-Trace=keep%2Dme"],
+)
+def test_presigning_a_presigned_url_replaces_its_authentication(url: str) -> None:
+    """Refreshing a presigned URL gives what presigning the original gives."""
+    old = presign_url("GET", url, **{**SIGNING, "now": NOW - timedelta(hours=1)})
+    fresh = presign_url("GET", url, **SIGNING)
+
+    assert presign_url("GET", old, **SIGNING) == fresh
+    assert presign_url("GET", old + "#part", **SIGNING) == fresh
+    # The names spelled with escapes are recognised too.
+    escaped = old.replace("X-Amz-Date=", "X-Amz%2DDate=")
+    assert presign_url("GET", escaped, **SIGNING) == fresh
+
+
+def test_a_refreshed_presigned_url_passes_verification() -> None:
+    verifier = SigV4Verifier(
+        [CREDENTIALS], region=SIGNING["region"], service=SIGNING["service"]
+    )
+    old = presign_url("GET", URL, **{**SIGNING, "now": NOW - timedelta(minutes=4)})
+    parts = urlsplit(presign_url("GET", old, **SIGNING))
+
+    verified = verifier.verify(
+        "GET",
+        parts.path,
+        parts.query,
+        [("Host", parts.netloc)],
+        b"",
+        now=NOW.timestamp(),
+    )
+    assert verified.presigned and verified.checked
 
 
 def test_content_sha256_header_carries_the_payload_hash() -> None:

@@ -531,6 +531,11 @@ def query_signing_steps(
         )
     amz_date, datestamp = _timestamps(now)
     target = _target(url, normalize_path)
+    if any(key in _QUERY_AUTH_PARAMS for key, _ in target.query_pairs):
+        # A URL presigned before (one about to expire, say): its old
+        # parameters would be sent twice and signed, and AWS would refuse
+        # it. They are replaced, as botocore's presigner replaces them.
+        target = _target(_without_query_auth(target.parts), normalize_path)
     if payload_hash is None:
         payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
     token = credentials.session_token
@@ -578,6 +583,31 @@ def query_signing_steps(
     return SigningSteps(canonical, to_sign, sig, signed, {}, signed_url)
 
 
+#: The query parameters of query-string authentication, which presigning
+#: adds (their names need no percent-encoding).
+_QUERY_AUTH_PARAMS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-Security-Token",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+    }
+)
+
+
+def _without_query_auth(parts: SplitResult) -> str:
+    # The caller's other parameters keep their order and spelling.
+    kept = [
+        part
+        for part in parts.query.split("&")
+        if unquote(part.partition("=")[0]) not in _QUERY_AUTH_PARAMS
+    ]
+    return urlunsplit(parts._replace(query="&".join(kept), fragment=""))
+
+
 def presign_url(
     method: str,
     url: str,
@@ -597,8 +627,10 @@ def presign_url(
     The URL is valid for ``expires`` seconds from ``now``. ``headers`` are
     the headers the request will carry that must be signed (``Host``, taken
     from the URL, always is). The session token, when there is one, goes in
-    ``X-Amz-Security-Token`` and is signed. Anyone holding the URL can use it
-    until it expires: hand it only to the party meant to connect.
+    ``X-Amz-Security-Token`` and is signed. A URL that was presigned before
+    is presigned afresh: its old authentication parameters are replaced.
+    Anyone holding the URL can use it until it expires: hand it only to the
+    party meant to connect.
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` when
     ``expires`` is not a whole number from 1 to 604800 seconds, or ``now``
