@@ -112,7 +112,9 @@ def _percent_encode(text: str, safe: bytes = _UNRESERVED) -> str:
     # step per byte: too slow for a session token of a thousand characters
     # that is encoded on every presign. Here the bytes to escape are found
     # by one C-level pass, and each distinct one is replaced by one more.
-    raw = text.encode()
+    # surrogateescape turns the bytes of a query that are not UTF-8 back
+    # into themselves (see _split_query).
+    raw = text.encode("utf-8", "surrogateescape")
     to_escape = set(raw.translate(None, safe))
     if not to_escape:
         return text
@@ -173,11 +175,18 @@ def canonical_query_string(query: str | Iterable[tuple[str, str]]) -> str:
 
 
 def _split_query(query: str) -> list[tuple[str, str]]:
+    # AWS decodes and re-encodes bytes, not text: an escape that is not
+    # UTF-8 (%FF) must come out as it went in, not as U+FFFD's %EF%BF%BD.
     pairs = []
     for part in query.split("&"):
         if part:
             key, _, value = part.partition("=")
-            pairs.append((unquote(key), unquote(value)))
+            pairs.append(
+                (
+                    unquote(key, errors="surrogateescape"),
+                    unquote(value, errors="surrogateescape"),
+                )
+            )
     return pairs
 
 
