@@ -397,7 +397,6 @@ class HTTPTransport:
         # server while idle; the request never arrived whole, so it is
         # sent again on a new connection.
         sock = connection.sock
-        head_deadline = time.monotonic() + wait.seconds
         try:
             sock.settimeout(wait.seconds)
             body = exchange.body
@@ -425,6 +424,9 @@ class HTTPTransport:
         # after the server read the request, so it is reported, never
         # hidden: whether to send again is the caller's decision. The whole
         # head must arrive within the wait, not only each piece of it.
+        head_deadline = time.monotonic() + exchange.timeouts.first_byte
+        if exchange.deadline is not None:
+            head_deadline = min(head_deadline, exchange.deadline)
         connection.deadline = head_deadline
         try:
             head = _read_head(connection)
