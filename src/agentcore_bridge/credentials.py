@@ -144,7 +144,9 @@ def _parse_iso_8601(text: str) -> float | None:
         return None
     timestamp = moment.timestamp()
     if fraction:
-        timestamp += int(fraction) / 10 ** len(fraction)
+        # float, not int: int() refuses strings of over 4300 digits, and a
+        # credentials endpoint decides how many digits it sends.
+        timestamp += float(f"0.{fraction}")
     if sign:
         offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
         timestamp -= offset.total_seconds() if sign == "+" else -offset.total_seconds()
