@@ -470,6 +470,26 @@ def test_provider_arguments_are_checked() -> None:
         ContainerProvider({}, retries=-1)
 
 
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("retries", 1.5),
+        ("retries", "2"),
+        ("retries", True),
+        ("timeout", "2"),
+        ("timeout", float("nan")),
+        ("timeout", None),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused_at_once(
+    argument: str, value: object
+) -> None:
+    """At construction, not as a TypeError at the first fetch."""
+    with pytest.raises(ValidationError) as caught:
+        ContainerProvider({}, **{argument: value})  # type: ignore[arg-type]
+    assert caught.value.field == argument
+
+
 # Which endpoints are allowed.
 
 

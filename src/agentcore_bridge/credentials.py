@@ -308,10 +308,16 @@ class ContainerProvider:
         retries: int = 2,
         ecs_endpoint: str = f"http://{ECS_CREDENTIALS_HOST}",
     ) -> None:
-        if not (timeout > 0 and math.isfinite(timeout)):
+        # Checked here, not at the first fetch, where a float retries or a
+        # string timeout would fail with a TypeError far from its cause.
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not (timeout > 0 and math.isfinite(timeout))
+        ):
             raise ValidationError("timeout", "must be a positive number of seconds")
-        if retries < 0:
-            raise ValidationError("retries", "must be 0 or more")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValidationError("retries", "must be a whole number, 0 or more")
         _split_endpoint("ecs_endpoint", ecs_endpoint)
         base = urlsplit(ecs_endpoint)
         if (
