@@ -62,6 +62,16 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("BRIDGE_LOG_FORMAT", "xml"),
         ("BRIDGE_SESSION_TTL", "0"),
         ("AWS_REGION", "us east 1"),
+        ("AWS_REGION", "\u00fcs-east-1"),
+        ("AWS_REGION", "-"),
+        ("AWS_DEFAULT_REGION", "us-east-1-"),
+        ("BRIDGE_WARMUP_PAYLOAD", "[" * 100000),
+        ("BRIDGE_WARMUP_PAYLOAD", "NaN"),
+        ("BRIDGE_WARMUP_PAYLOAD", '{"x": -Infinity}'),
+        ("BRIDGE_CONNECTIONS_ENDPOINT_URL", "https://example.com:99999/prod"),
+        ("BRIDGE_CONNECTIONS_ENDPOINT_URL", "https://:443/prod"),
+        ("BRIDGE_CONNECTIONS_ENDPOINT_URL", "https://example.com/prod?stage=x"),
+        ("BRIDGE_LAMBDA_ENDPOINT_URL", "http://127.0.0.1:port"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:

@@ -209,6 +209,19 @@ def test_expiration_parses_every_iso_8601_spelling(
     assert credentials.expiration == pytest.approx(moment.timestamp(), abs=1e-6)
 
 
+def test_expiration_with_a_fraction_of_thousands_of_digits_is_read() -> None:
+    """Not the ValueError int() raises for strings of over 4300 digits."""
+    environ = {
+        "AWS_ACCESS_KEY_ID": "AKID",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_CREDENTIAL_EXPIRATION": "2030-01-01T00:00:00." + "25" * 3000 + "Z",
+    }
+    credentials = EnvironmentProvider(environ).load()
+    assert credentials is not None
+    expected = datetime(2030, 1, 1, tzinfo=timezone.utc).timestamp() + 0.2525
+    assert credentials.expiration == pytest.approx(expected, abs=1e-3)
+
+
 # The static provider, the chain and the default chain.
 
 

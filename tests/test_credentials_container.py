@@ -118,6 +118,9 @@ class CredentialsEndpoint:
         if self.mode == "trickle":
             self._trickle(request)
             return
+        if self.mode == "trickle-headers":
+            self._trickle_headers(request)
+            return
         if self.delay:
             time.sleep(self.delay)
         document: dict[str, object] = {
@@ -140,6 +143,9 @@ class CredentialsEndpoint:
             self._send(request, 200, json.dumps(document).encode())
         elif self.mode == "huge":
             self._send(request, 200, b" " * (200 * 1024) + b"{}")
+        elif self.mode == "deeply-nested":
+            # Small enough for the size limit, too deep for the JSON decoder.
+            self._send(request, 200, b"[" * 50000)
         else:
             self._send(request, 200, json.dumps(document).encode())
 
@@ -149,6 +155,16 @@ class CredentialsEndpoint:
         request.end_headers()
         for _ in range(1000):
             request.wfile.write(b" ")
+            request.wfile.flush()
+            if self.release.wait(0.02):
+                return
+
+    def _trickle_headers(self, request: BaseHTTPRequestHandler) -> None:
+        # One byte of one endless header line at a time, each well within
+        # the timeout: the answer's head never ends.
+        request.wfile.write(b"HTTP/1.1 200 OK\r\nX-Padding: ")
+        for _ in range(1000):
+            request.wfile.write(b"a")
             request.wfile.flush()
             if self.release.wait(0.02):
                 return
@@ -345,6 +361,17 @@ def test_invalid_json_is_a_fetch_error(endpoint: CredentialsEndpoint) -> None:
     assert endpoint.fetches == 2
 
 
+def test_too_deeply_nested_json_is_a_fetch_error(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    """Not the decoder's RecursionError, which no caller expects."""
+    endpoint.mode = "deeply-nested"
+    error = fetch_error(ContainerProvider(endpoint.environ(), retries=0))
+    assert "invalid JSON" in str(error)
+    assert error.__cause__ is None
+    assert endpoint.fetches == 1
+
+
 def test_missing_fields_are_named_without_their_neighbours_values(
     endpoint: CredentialsEndpoint,
 ) -> None:
@@ -395,6 +422,19 @@ def test_trickling_endpoint_fails_within_the_attempt_timeout(
     assert endpoint.fetches == 1
 
 
+@pytest.mark.timeout(20)
+def test_endpoint_trickling_its_headers_fails_within_the_attempt_timeout(
+    endpoint: CredentialsEndpoint,
+) -> None:
+    """Each byte of the head comes within the timeout, the whole head does not."""
+    endpoint.mode = "trickle-headers"
+    started = time.monotonic()
+    error = fetch_error(ContainerProvider(endpoint.environ(), timeout=0.3, retries=0))
+    assert "did not answer within 0.3 s" in str(error)
+    assert time.monotonic() - started < 5
+    assert endpoint.fetches == 1
+
+
 def test_closed_port_is_a_fetch_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -428,6 +468,26 @@ def test_provider_arguments_are_checked() -> None:
         ContainerProvider({}, timeout=0)
     with pytest.raises(ValidationError):
         ContainerProvider({}, retries=-1)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("retries", 1.5),
+        ("retries", "2"),
+        ("retries", True),
+        ("timeout", "2"),
+        ("timeout", float("nan")),
+        ("timeout", None),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_refused_at_once(
+    argument: str, value: object
+) -> None:
+    """At construction, not as a TypeError at the first fetch."""
+    with pytest.raises(ValidationError) as caught:
+        ContainerProvider({}, **{argument: value})  # type: ignore[arg-type]
+    assert caught.value.field == argument
 
 
 # Which endpoints are allowed.

@@ -676,13 +676,19 @@ RULES: dict[str, tuple[list[str], list[str]]] = {
         ["https://bedrock.example", "http://127.0.0.1:9000", "http://localhost:9"],
         ["http://bedrock.example", "https://x.example/?a=1", "ftp://x", "x.example"],
     ),
-    "a region name (letters, digits, `-`)": (
+    "a region name such as `us-east-1`": (
         ["us-east-1", "eu-central-2"],
-        ["us east 1", "us_east_1"],
+        ["us east 1", "us_east_1", "US-EAST-1", "\u00fcs-east-1"],
     ),
-    "`http://` or `https://` URL": (
+    "`http://` or `https://` URL, no query": (
         ["http://10.0.0.5:3001/local", "https://api.example/prod"],
-        ["ftp://x.example", "x.example/prod", "http://"],
+        [
+            "ftp://x.example",
+            "x.example/prod",
+            "http://",
+            "https://api.example/prod?a=1",
+            "https://api.example:99999/prod",
+        ],
     ),
     "whole number, 1 or more": (["1", "250000"], ["0", "-3", "1.5", "many"]),
     "whole number, 1024 or more": (["1024", "131072"], ["1023", "0", "big"]),
@@ -703,7 +709,10 @@ RULES: dict[str, tuple[list[str], list[str]]] = {
         ["maybe", "2"],
     ),
     "`true` or `false`": (_BOOLEANS, ["maybe", "2"]),
-    "JSON": (['{"prompt": "warm up"}', '"hello"', "3"], ["{", "warm up"]),
+    "JSON (RFC 8259: no `NaN`)": (
+        ['{"prompt": "warm up"}', '"hello"', "3"],
+        ["{", "warm up", "NaN"],
+    ),
     "letters, digits, `_`": (["my_warmer_2"], ["my-warmer", "my.warmer", "ключ"]),
     "`json` or `text`": (["json", "text"], ["xml", "JSON"]),
     "an address or host name": (

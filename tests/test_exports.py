@@ -16,6 +16,7 @@ MODULES = [
     "agentcore_bridge",
     "agentcore_bridge.agentcore",
     "agentcore_bridge.aio.agentcore",
+    "agentcore_bridge.config",
     "agentcore_bridge.credentials",
     "agentcore_bridge.exceptions",
     "agentcore_bridge.local.agentcore",

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import ValidationError
+from agentcore_bridge.local.sigv4_verifier import SigV4Verifier
 from agentcore_bridge.sigv4 import (
     UNSIGNED_PAYLOAD,
     canonical_headers,
@@ -145,6 +146,36 @@ def test_naive_datetime_is_rejected() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "now",
+    [
+        -1.0,
+        -1e12,
+        253402300800.0,
+        1e20,
+        float("nan"),
+        float("inf"),
+        datetime(1969, 12, 31, 23, 59, tzinfo=timezone.utc),
+    ],
+)
+def test_moment_outside_what_x_amz_date_can_hold_is_rejected(
+    now: float | datetime,
+) -> None:
+    """Not a malformed X-Amz-Date, nor an error from the time module."""
+    with pytest.raises(ValidationError, match="now"):
+        sign_headers("GET", URL, **{**SIGNING, "now": now})
+    with pytest.raises(ValidationError, match="now"):
+        presign_url("GET", URL, **{**SIGNING, "now": now})
+
+
+def test_first_and_last_second_x_amz_date_can_hold_are_signed() -> None:
+    first = sign_headers("GET", URL, **{**SIGNING, "now": 0})
+    last = sign_headers("GET", URL, **{**SIGNING, "now": 253402300799.5})
+
+    assert first["X-Amz-Date"] == "19700101T000000Z"
+    assert last["X-Amz-Date"] == "99991231T235959Z"
+
+
 def test_aware_datetime_in_any_zone_and_unix_time_sign_alike() -> None:
     in_utc = sign_headers("GET", URL, **{**SIGNING, "now": NOW})
     in_paris = sign_headers(
@@ -155,7 +186,7 @@ def test_aware_datetime_in_any_zone_and_unix_time_sign_alike() -> None:
     assert in_utc == in_paris == as_unix
 
 
-@pytest.mark.parametrize("expires", [0, -1, 604801])
+@pytest.mark.parametrize("expires", [0, -1, 604801, 30.5, 300.0, True, "300"])
 def test_presign_rejects_expiry_outside_one_second_to_seven_days(expires: int) -> None:
     with pytest.raises(ValidationError, match="expires"):
         presign_url("GET", URL, expires=expires, **SIGNING)
@@ -174,6 +205,40 @@ def test_presign_keeps_callers_query_and_puts_signature_last() -> None:
 
     assert query.startswith("qualifier=DEFAULT&X-Amz-Algorithm=AWS4-HMAC-SHA256&")
     assert query.rpartition("&")[2].startswith("X-Amz-Signature=")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [URL, URL.replace("?qualifier=DEFAULT", ""), URL + "&X-Amzn-Trace=keep%2Dme"],
+)
+def test_presigning_a_presigned_url_replaces_its_authentication(url: str) -> None:
+    """Refreshing a presigned URL gives what presigning the original gives."""
+    old = presign_url("GET", url, **{**SIGNING, "now": NOW - timedelta(hours=1)})
+    fresh = presign_url("GET", url, **SIGNING)
+
+    assert presign_url("GET", old, **SIGNING) == fresh
+    assert presign_url("GET", old + "#part", **SIGNING) == fresh
+    # The names spelled with escapes are recognised too.
+    escaped = old.replace("X-Amz-Date=", "X-Amz%2DDate=")
+    assert presign_url("GET", escaped, **SIGNING) == fresh
+
+
+def test_a_refreshed_presigned_url_passes_verification() -> None:
+    verifier = SigV4Verifier(
+        [CREDENTIALS], region=SIGNING["region"], service=SIGNING["service"]
+    )
+    old = presign_url("GET", URL, **{**SIGNING, "now": NOW - timedelta(minutes=4)})
+    parts = urlsplit(presign_url("GET", old, **SIGNING))
+
+    verified = verifier.verify(
+        "GET",
+        parts.path,
+        parts.query,
+        [("Host", parts.netloc)],
+        b"",
+        now=NOW.timestamp(),
+    )
+    assert verified.presigned and verified.checked
 
 
 def test_content_sha256_header_carries_the_payload_hash() -> None:

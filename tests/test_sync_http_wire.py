@@ -22,7 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentcore_bridge.exceptions import TransportError, ValidationError
+from agentcore_bridge.agentcore import Timeouts
+from agentcore_bridge.exceptions import TimeoutError, TransportError, ValidationError
 from agentcore_bridge.sync.http import MAX_HEAD_BYTES, MAX_HEADERS, HTTPTransport
 
 
@@ -92,7 +93,10 @@ def raw_server() -> Iterator[RawServer]:
                 for index, piece in enumerate(answer.slices):
                     if index:
                         time.sleep(answer.gap)
-                    conn.sendall(piece)
+                    try:
+                        conn.sendall(piece)
+                    except OSError:
+                        return  # the client gave up (the timeout tests)
                 if answer.close:
                     conn.close()
                     return
@@ -475,6 +479,29 @@ def test_a_head_cut_short_is_malformed_but_no_answer_is_not_started() -> None:
         with pytest.raises(TransportError, match="without answering") as none:
             transport.request("GET", server.url, {})
         assert not none.value.response_started
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "phase"),
+    [
+        (Timeouts(first_byte=0.3, total=None), "first_byte"),
+        (Timeouts(first_byte=10, total=0.3), "total"),
+    ],
+)
+@pytest.mark.timeout(20)
+def test_a_head_trickled_byte_by_byte_times_out_as_a_whole(
+    timeouts: Timeouts, phase: str
+) -> None:
+    """Each byte comes well within the wait, the whole head does not."""
+    head = b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 400 + b"\r\n\r\n"
+    with raw_server() as server, HTTPTransport(timeouts=timeouts) as transport:
+        server.answer(Answer(*cut(head, list(range(len(head)))), gap=0.02))
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as caught:
+            transport.request("GET", server.url, {})
+        assert time.monotonic() - started < 3
+        assert caught.value.phase == phase
+        assert caught.value.response_started
 
 
 # Headers.

@@ -676,8 +676,9 @@ class Timeouts(Value):
 
     - ``connect``: TCP and TLS set-up of a new connection;
     - ``first_byte``: from the end of sending the request to the first byte
-      of the answer. A new session cold-starts its container in 20 to 30 s
-      and the agent may think before it writes, so this is generous;
+      of the answer, and to the end of its headers. A new session
+      cold-starts its container in 20 to 30 s and the agent may think
+      before it writes, so this is generous;
     - ``idle``: silence between two reads of a streamed answer;
     - ``total``: the whole call, retries and streaming included (AgentCore
       ends streams after 60 minutes); ``None`` for no limit.

@@ -15,7 +15,12 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from ._value import Value
-from .agentcore import parse_runtime_arn, validate_endpoint, validate_qualifier
+from .agentcore import (
+    parse_runtime_arn,
+    validate_endpoint,
+    validate_qualifier,
+    validate_region,
+)
 from .exceptions import ValidationError
 
 # typing.TYPE_CHECKING without importing typing (docs/cold-start.md).
@@ -23,12 +28,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 
-    from typing_extensions import dataclass_transform
+    from typing_extensions import dataclass_transform as _dataclass_transform
 
     _T = TypeVar("_T")
 else:
 
-    def dataclass_transform(**_: object) -> Callable[[type], type]:
+    def _dataclass_transform(**_: object) -> Callable[[type], type]:
         # PEP 681's marker only tells type checkers how a class is built;
         # at run time it changes nothing that the bridge reads.
         return lambda cls: cls
@@ -110,16 +115,30 @@ def _agentcore_url(name: str, raw: str) -> str:
 
 
 def _url(name: str, raw: str) -> str:
+    # Paths are appended to these URLs ("/@connections/{id}"), so a query
+    # or fragment would swallow them; a port that is not one, or a missing
+    # host, would otherwise fail only at the first request.
     parts = urlsplit(raw)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValidationError(name, "must be an http:// or https:// URL")
+    try:
+        parts.port  # noqa: B018 - read for the ValueError of a bad port
+    except ValueError:
+        raise ValidationError(name, "must have a port from 0 to 65535") from None
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+    ):
+        raise ValidationError(
+            name, "must be an http:// or https:// URL with a host and no query"
+        )
     return raw.rstrip("/")
 
 
 def _region(name: str, raw: str) -> str:
-    if not raw or not all(c.isalnum() or c == "-" for c in raw):
-        raise ValidationError(name, "must be an AWS region name such as us-east-1")
-    return raw
+    # The rule the clients apply when they are given a region: it becomes
+    # part of a host name and of every signature's credential scope.
+    return validate_region(raw, name)
 
 
 def _positive_int(name: str, raw: str) -> int:
@@ -175,10 +194,17 @@ def _secret(name: str, raw: str) -> bytes:
 
 
 def _json(name: str, raw: str) -> Any:
+    # NaN and Infinity are Python's extensions, not JSON (RFC 8259), and
+    # would be sent on as they are; arrays nested thousands deep exhaust
+    # the decoder's recursion limit instead of raising ValueError.
     try:
-        return json.loads(raw)
-    except ValueError:
+        return json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError):
         raise ValidationError(name, "must be valid JSON") from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _words(name: str, raw: str) -> tuple[str, ...]:
@@ -290,7 +316,7 @@ def _log_level(name: str, raw: str) -> str:
 # compiles every annotation) on top of importing typing. Type checkers
 # still see keyword-only, typed, read-only fields, as for a frozen
 # dataclass (PEP 681).
-@dataclass_transform(
+@_dataclass_transform(
     kw_only_default=True, frozen_default=True, field_specifiers=(_setting,)
 )
 class _Record(Value):

@@ -144,7 +144,9 @@ def _parse_iso_8601(text: str) -> float | None:
         return None
     timestamp = moment.timestamp()
     if fraction:
-        timestamp += int(fraction) / 10 ** len(fraction)
+        # float, not int: int() refuses strings of over 4300 digits, and a
+        # credentials endpoint decides how many digits it sends.
+        timestamp += float(f"0.{fraction}")
     if sign:
         offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
         timestamp -= offset.total_seconds() if sign == "+" else -offset.total_seconds()
@@ -306,10 +308,16 @@ class ContainerProvider:
         retries: int = 2,
         ecs_endpoint: str = f"http://{ECS_CREDENTIALS_HOST}",
     ) -> None:
-        if not (timeout > 0 and math.isfinite(timeout)):
+        # Checked here, not at the first fetch, where a float retries or a
+        # string timeout would fail with a TypeError far from its cause.
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not (timeout > 0 and math.isfinite(timeout))
+        ):
             raise ValidationError("timeout", "must be a positive number of seconds")
-        if retries < 0:
-            raise ValidationError("retries", "must be 0 or more")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValidationError("retries", "must be a whole number, 0 or more")
         _split_endpoint("ecs_endpoint", ecs_endpoint)
         base = urlsplit(ecs_endpoint)
         if (
@@ -480,9 +488,11 @@ class ContainerProvider:
     def _parse(self, endpoint: _Endpoint, body: bytes) -> Credentials:
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             # Not chained: the decoder's error keeps the whole document,
-            # which may hold the secret next to the syntax error.
+            # which may hold the secret next to the syntax error. Arrays
+            # nested thousands deep fit in the size limit but exhaust the
+            # decoder's recursion limit instead of raising ValueError.
             raise CredentialsFetchError(
                 self.name, f"{endpoint.display} answered invalid JSON", retryable=True
             ) from None

@@ -76,6 +76,22 @@ class BridgeError(Exception):
     #: Whether doing the same thing again may succeed.
     retryable: bool = False
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception pickles (and copies) as type(self)(*self.args), but args
+        # holds the message alone, which the constructors below do not
+        # take: the error is rebuilt without __init__ and its fields put
+        # back, so it can cross a process pool or be copied.
+        return (_rebuild, (type(self), self.args), self.__dict__)
+
+
+def _rebuild(cls: type[BridgeError], args: tuple[object, ...]) -> BridgeError:
+    error = cls.__new__(cls, *args)
+    if isinstance(error, OSError):
+        # OSError (the builtin TimeoutError's base) reads its message in
+        # __init__ when a subclass defines one.
+        OSError.__init__(error, *args)
+    return error
+
 
 class ConfigurationError(BridgeError, ValueError):
     """An argument or setting is wrong: fix the call or the configuration."""

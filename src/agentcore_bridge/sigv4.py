@@ -112,7 +112,9 @@ def _percent_encode(text: str, safe: bytes = _UNRESERVED) -> str:
     # step per byte: too slow for a session token of a thousand characters
     # that is encoded on every presign. Here the bytes to escape are found
     # by one C-level pass, and each distinct one is replaced by one more.
-    raw = text.encode()
+    # surrogateescape turns the bytes of a query that are not UTF-8 back
+    # into themselves (see _split_query).
+    raw = text.encode("utf-8", "surrogateescape")
     to_escape = set(raw.translate(None, safe))
     if not to_escape:
         return text
@@ -173,11 +175,18 @@ def canonical_query_string(query: str | Iterable[tuple[str, str]]) -> str:
 
 
 def _split_query(query: str) -> list[tuple[str, str]]:
+    # AWS decodes and re-encodes bytes, not text: an escape that is not
+    # UTF-8 (%FF) must come out as it went in, not as U+FFFD's %EF%BF%BD.
     pairs = []
     for part in query.split("&"):
         if part:
             key, _, value = part.partition("=")
-            pairs.append((unquote(key), unquote(value)))
+            pairs.append(
+                (
+                    unquote(key, errors="surrogateescape"),
+                    unquote(value, errors="surrogateescape"),
+                )
+            )
     return pairs
 
 
@@ -481,8 +490,8 @@ def sign_headers(
     ``content_sha256_header`` is set. The caller's objects are not changed.
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` when ``now``
-    is a naive datetime, and ``ValueError`` when the URL's port is not a
-    number.
+    is a naive datetime or outside 1970 to 9999, and ``ValueError`` when the
+    URL's port is not a number.
     """
     return header_signing_steps(
         method,
@@ -519,10 +528,23 @@ def query_signing_steps(
     With ``sign_session_token=False`` the session token is still added to
     the URL but left out of the signature.
     """
-    if not 1 <= expires <= 604800:
-        raise ValidationError("expires", "between 1 and 604800 seconds (7 days)")
+    # X-Amz-Expires is a whole number of seconds: a float would be written
+    # as "30.5", which AWS refuses when the URL is used, not here.
+    if (
+        isinstance(expires, bool)
+        or not isinstance(expires, int)
+        or not 1 <= expires <= 604800
+    ):
+        raise ValidationError(
+            "expires", "a whole number of seconds between 1 and 604800 (7 days)"
+        )
     amz_date, datestamp = _timestamps(now)
     target = _target(url, normalize_path)
+    if any(key in _QUERY_AUTH_PARAMS for key, _ in target.query_pairs):
+        # A URL presigned before (one about to expire, say): its old
+        # parameters would be sent twice and signed, and AWS would refuse
+        # it. They are replaced, as botocore's presigner replaces them.
+        target = _target(_without_query_auth(target.parts), normalize_path)
     if payload_hash is None:
         payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
     token = credentials.session_token
@@ -570,6 +592,31 @@ def query_signing_steps(
     return SigningSteps(canonical, to_sign, sig, signed, {}, signed_url)
 
 
+#: The query parameters of query-string authentication, which presigning
+#: adds (their names need no percent-encoding).
+_QUERY_AUTH_PARAMS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-Security-Token",
+        "X-Amz-Signature",
+        "X-Amz-SignedHeaders",
+    }
+)
+
+
+def _without_query_auth(parts: SplitResult) -> str:
+    # The caller's other parameters keep their order and spelling.
+    kept = [
+        part
+        for part in parts.query.split("&")
+        if unquote(part.partition("=")[0]) not in _QUERY_AUTH_PARAMS
+    ]
+    return urlunsplit(parts._replace(query="&".join(kept), fragment=""))
+
+
 def presign_url(
     method: str,
     url: str,
@@ -589,12 +636,14 @@ def presign_url(
     The URL is valid for ``expires`` seconds from ``now``. ``headers`` are
     the headers the request will carry that must be signed (``Host``, taken
     from the URL, always is). The session token, when there is one, goes in
-    ``X-Amz-Security-Token`` and is signed. Anyone holding the URL can use it
-    until it expires: hand it only to the party meant to connect.
+    ``X-Amz-Security-Token`` and is signed. A URL that was presigned before
+    is presigned afresh: its old authentication parameters are replaced.
+    Anyone holding the URL can use it until it expires: hand it only to the
+    party meant to connect.
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` when
-    ``expires`` is outside 1 to 604800 seconds or ``now`` is a naive
-    datetime.
+    ``expires`` is not a whole number from 1 to 604800 seconds, or ``now``
+    is a naive datetime or outside 1970 to 9999.
     """
     return query_signing_steps(
         method,
@@ -618,8 +667,16 @@ def _timestamps(now: float | datetime | None) -> tuple[str, str]:
         if now.utcoffset() is None:
             raise ValidationError("now", "a timezone-aware datetime or a Unix time")
         now = now.timestamp()
+    # X-Amz-Date holds a four-digit year; outside 1970 to 9999 the text
+    # would be malformed ("-2971904..."), and NaN or infinity would fail
+    # inside the time module with a message that names no argument.
+    if not 0 <= now < _YEAR_10000:
+        raise ValidationError("now", "a Unix time from 1970 to the year 9999")
     amz_date = _amz_date(math.floor(now))
     return amz_date, amz_date[:8]
+
+
+_YEAR_10000 = 253402300800  # 10000-01-01T00:00:00Z as a Unix time
 
 
 @lru_cache(maxsize=8)

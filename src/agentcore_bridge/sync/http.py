@@ -422,7 +422,12 @@ class HTTPTransport:
 
         # Waiting for the status line and headers. A failure here may come
         # after the server read the request, so it is reported, never
-        # hidden: whether to send again is the caller's decision.
+        # hidden: whether to send again is the caller's decision. The whole
+        # head must arrive within the wait, not only each piece of it.
+        head_deadline = time.monotonic() + exchange.timeouts.first_byte
+        if exchange.deadline is not None:
+            head_deadline = min(head_deadline, exchange.deadline)
+        connection.deadline = head_deadline
         try:
             head = _read_head(connection)
         except _SocketTimeout as exc:
@@ -446,6 +451,9 @@ class HTTPTransport:
                 url=exchange.url,
                 response_started=bool(connection.seen),
             ) from exc
+        finally:
+            # The body's reads have waits of their own (idle and total).
+            connection.deadline = None
         try:
             return Response(self, key, connection, head, exchange, reused)
         except _MalformedError as exc:
@@ -535,19 +543,35 @@ class _TruncatedError(Exception):
 class _Connection:
     """A connected socket and the bytes read from it but not yet used."""
 
-    __slots__ = ("buffer", "seen", "sock")
+    __slots__ = ("buffer", "deadline", "seen", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = bytearray()
         #: Whether any byte of the current answer has arrived.
         self.seen = False
+        #: A time.monotonic() time by which :meth:`fill` must be done, or None.
+        self.deadline: float | None = None
 
     def close(self) -> None:
         self.sock.close()
 
     def fill(self) -> bool:
-        """Wait for more bytes and buffer them; ``False`` at end of stream."""
+        """Wait for more bytes and buffer them; ``False`` at end of stream.
+
+        Raises ``socket.timeout`` when :attr:`deadline` passes first.
+        """
+        deadline = self.deadline
+        if deadline is not None:
+            # The socket timeout bounds each wait, not their sum: a server
+            # sending its head a byte at a time would otherwise hold the
+            # caller for as long as it liked.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _SocketTimeout
+            current = self.sock.gettimeout()
+            if current is None or remaining < current:
+                self.sock.settimeout(remaining)
         data = self.sock.recv(READ_SIZE)
         if not data:
             return False
