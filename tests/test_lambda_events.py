@@ -519,6 +519,21 @@ def test_the_warmer_marker_is_configurable(stack: Emulator, gateway: Gateway) ->
     assert bridge({"agentcore_bridge_warmer": {}}, context) == {"statusCode": 400}
 
 
+def test_a_warmer_ping_with_numbers_out_of_range_keeps_one_environment_warm(
+    stack: Emulator, gateway: Gateway
+) -> None:
+    """Infinity (1e999 in JSON) or NaN takes the default instead of crashing."""
+    bridge = make_bridge(stack, gateway)
+    context = Context(function_arn(gateway))
+    invokes = gateway.stats()["counters"]["lambda_invokes"]
+    event = captured("scheduler.json")
+    event["detail"] = '{"agentcore_bridge_warmer": {"concurrency": 1e999}}'
+    assert bridge(event, context) == {"warmed": 1, "failed": 0}
+    assert gateway.stats()["counters"]["lambda_invokes"] == invokes
+    fanout = json.loads('{"agentcore_bridge_warmer": {"fanout": true, "hold": NaN}}')
+    assert bridge(fanout, context) == {"warmed": 1}
+
+
 def test_an_unknown_event_is_answered_400(stack: Emulator, gateway: Gateway) -> None:
     bridge = make_bridge(stack, gateway)
     assert bridge({"hello": "world"}, Context()) == {"statusCode": 400}

@@ -28,6 +28,7 @@ the session on a later connection (docs/lambda.md).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -830,7 +831,10 @@ def _principal(value: object) -> str | None:
 def _number(value: object, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
-    return float(value)
+    # JSON's 1e999 parses as infinity (and Python's parser takes NaN):
+    # neither is a count or a duration, and int() or sleep() would raise.
+    number = float(value)
+    return number if math.isfinite(number) else default
 
 
 def _throttled(error: BaseException | None) -> bool:
