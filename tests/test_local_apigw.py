@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
@@ -237,6 +238,28 @@ def test_connect_handler_error_gives_500_and_the_environment_stays_usable(
         )
     assert stats["cold_starts"] == 1
     assert stats["counters"]["connects"] == 1
+
+
+def test_a_client_that_leaves_during_connect_is_disconnected_without_an_error(
+    recorder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handshake cannot be answered: no handler error, then $disconnect."""
+    with recorder() as gateway:
+
+        async def session() -> None:
+            with pytest.raises(TimeoutError):
+                async with connect(gateway.ws_url + "?sleep=1", open_timeout=0.2):
+                    pass
+
+        with caplog.at_level(logging.ERROR):
+            asyncio.run(session())
+            records = wait_until(
+                lambda: len(r := read_records(recorder.record)) == 2 and r
+            )
+        assert wait_until(lambda: gateway.stats()["connections"] == [])
+    assert routes(records) == ["$connect", "$disconnect"]
+    assert records[1]["requestContext"]["disconnectStatusCode"] == 1006
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_post_before_connect_returns_is_gone(echo: Gateway) -> None:

@@ -488,7 +488,14 @@ class LocalApiGateway:
         code, reason = 1006, "Connection closed abnormally"
         watchdog: asyncio.Task[None] | None = None
         try:
-            await ws.prepare(request)
+            try:
+                await ws.prepare(request)
+            except ConnectionResetError:
+                # The client gave up while $connect ran: there is nobody to
+                # answer, but the handler accepted the connection and may
+                # have stored it, so $disconnect still follows.
+                logger.info("connection %s left during $connect", connection.id)
+                return ws
             connection.ws = ws
             connection.state = "open"
             connection.opened = connection.last_data = time.monotonic()
