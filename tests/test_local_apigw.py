@@ -705,6 +705,22 @@ def test_configuration_is_validated() -> None:
         assert invalid.value.field == field
 
 
+def test_command_line_names_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from agentcore_bridge.local.apigw import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["--handler", "counter:handler", "--port", str(port)])
+    errors = capsys.readouterr().err
+    assert status == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in errors
+    assert "Traceback" not in errors
+
+
 def test_command_line_serves_until_interrupted(tmp_path: Path) -> None:
     import signal
     import subprocess
