@@ -302,6 +302,34 @@ def test_the_warm_up_does_not_wait_for_lambdas_answer(
     assert wait_for(lambda: held_lambda.answered_after_release) == [True]
 
 
+def test_a_hook_principal_does_not_refuse_a_token_issued_by_a_message(
+    stack: Emulator, gateway: Gateway, held_lambda: HeldLambda
+) -> None:
+    """Without an API Gateway authorizer, messages issue tokens for no principal.
+
+    The hook's principal reaches no later event, so a token from an earlier
+    connection is checked as the messages that will use it check it, and
+    the session it names is the one warmed.
+    """
+    settings = make_bridge(
+        stack,
+        gateway,
+        BRIDGE_LAMBDA_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_WARMUP_PAYLOAD='{"prompt": "warm up"}',
+    ).settings
+    bridge = LambdaBridge(
+        settings, authorize=lambda event: "principal-1", credentials=stack.credentials
+    )
+    resumed = derive_session_id(SECRET.encode(), "an-earlier-connection")
+    token, _ = TOKENS.issue(resumed, None, time.time())
+    event = captured("connect.json")
+    event["queryStringParameters"] = {"session": token}
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
+    ((_, _, payload),) = wait_for(lambda: held_lambda.requests)
+    held_lambda.release.set()
+    assert payload["agentcore_bridge_warmup"]["sessionId"] == resumed
+
+
 def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := predicate()):

@@ -251,10 +251,13 @@ class LambdaBridge:
         if denied:
             self._log.write(INFO, "connect_rejected", status=403, why=denied, **fields)
             return {"statusCode": 403}
-        principal = _events.authorizer_context(event).get("principalId")
+        # Tokens are issued and checked by message events for the principal
+        # they carry, an API Gateway authorizer's; the hook's own answer
+        # reaches no later event, so it cannot be what a token is bound to.
+        principal = _principal(_events.authorizer_context(event).get("principalId"))
         if self._authorize is not None:
             try:
-                principal = self._authorize(event) or principal
+                self._authorize(event)
             except AuthenticationError as exc:
                 self._log.write(
                     INFO,
@@ -273,7 +276,7 @@ class LambdaBridge:
         resumed = False
         if token is not None:
             try:
-                session_id = self._verify(token, _principal(principal))
+                session_id = self._verify(token, principal)
                 resumed = True
             except SessionTokenError as exc:
                 # A browser cannot see why a handshake failed, so a stale
