@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import threading
 import time
@@ -34,7 +35,7 @@ from agentcore_bridge.exceptions import (
     TimeoutError,
     TransportError,
 )
-from agentcore_bridge.sync.connections import ConnectionsClient
+from agentcore_bridge.sync.connections import DEFAULT_RETRIES, ConnectionsClient
 from apigw_stack import Gateway, local_apigw
 
 HANDLERS = Path(__file__).parent / "handlers_lambda"
@@ -231,6 +232,22 @@ def test_throttling_is_retried_with_growing_jittered_waits(scripted: Scripted) -
         assert 0 <= nap <= 0.1 * 2 ** (retry - 1)
     assert all(signed for *_, signed in scripted.requests)
     assert scripted.requests[0][1] == "/prod/@connections/abc%3D"
+
+
+def test_default_retries_outlast_a_second_of_throttling(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every wait at its jitter's ceiling, the tries span a second or two."""
+    scripted.statuses[:] = [429] * 20
+    naps: list[float] = []
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    client = ConnectionsClient(
+        scripted.url, region="us-east-1", credentials=CREDENTIALS, sleep=naps.append
+    )
+    with pytest.raises(ThrottledError):
+        client.post("abc=", "x")
+    assert len(scripted.requests) == DEFAULT_RETRIES.max_attempts
+    assert 2.0 <= sum(naps) <= 5.0
 
 
 def test_throttling_that_outlasts_the_retries_is_raised(scripted: Scripted) -> None:

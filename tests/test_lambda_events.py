@@ -302,6 +302,34 @@ def test_the_warm_up_does_not_wait_for_lambdas_answer(
     assert wait_for(lambda: held_lambda.answered_after_release) == [True]
 
 
+def test_a_hook_principal_does_not_refuse_a_token_issued_by_a_message(
+    stack: Emulator, gateway: Gateway, held_lambda: HeldLambda
+) -> None:
+    """Without an API Gateway authorizer, messages issue tokens for no principal.
+
+    The hook's principal reaches no later event, so a token from an earlier
+    connection is checked as the messages that will use it check it, and
+    the session it names is the one warmed.
+    """
+    settings = make_bridge(
+        stack,
+        gateway,
+        BRIDGE_LAMBDA_ENDPOINT_URL=held_lambda.url,
+        BRIDGE_WARMUP_PAYLOAD='{"prompt": "warm up"}',
+    ).settings
+    bridge = LambdaBridge(
+        settings, authorize=lambda event: "principal-1", credentials=stack.credentials
+    )
+    resumed = derive_session_id(SECRET.encode(), "an-earlier-connection")
+    token, _ = TOKENS.issue(resumed, None, time.time())
+    event = captured("connect.json")
+    event["queryStringParameters"] = {"session": token}
+    assert bridge(event, Context(function_arn(gateway))) == {"statusCode": 200}
+    ((_, _, payload),) = wait_for(lambda: held_lambda.requests)
+    held_lambda.release.set()
+    assert payload["agentcore_bridge_warmup"]["sessionId"] == resumed
+
+
 def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
@@ -517,6 +545,21 @@ def test_the_warmer_marker_is_configurable(stack: Emulator, gateway: Gateway) ->
     assert bridge(event, context) == {"warmed": 2, "failed": 0}
     # The default marker means nothing to this bridge.
     assert bridge({"agentcore_bridge_warmer": {}}, context) == {"statusCode": 400}
+
+
+def test_a_warmer_ping_with_numbers_out_of_range_keeps_one_environment_warm(
+    stack: Emulator, gateway: Gateway
+) -> None:
+    """Infinity (1e999 in JSON) or NaN takes the default instead of crashing."""
+    bridge = make_bridge(stack, gateway)
+    context = Context(function_arn(gateway))
+    invokes = gateway.stats()["counters"]["lambda_invokes"]
+    event = captured("scheduler.json")
+    event["detail"] = '{"agentcore_bridge_warmer": {"concurrency": 1e999}}'
+    assert bridge(event, context) == {"warmed": 1, "failed": 0}
+    assert gateway.stats()["counters"]["lambda_invokes"] == invokes
+    fanout = json.loads('{"agentcore_bridge_warmer": {"fanout": true, "hold": NaN}}')
+    assert bridge(fanout, context) == {"warmed": 1}
 
 
 def test_an_unknown_event_is_answered_400(stack: Emulator, gateway: Gateway) -> None:

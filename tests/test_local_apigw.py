@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
@@ -237,6 +238,28 @@ def test_connect_handler_error_gives_500_and_the_environment_stays_usable(
         )
     assert stats["cold_starts"] == 1
     assert stats["counters"]["connects"] == 1
+
+
+def test_a_client_that_leaves_during_connect_is_disconnected_without_an_error(
+    recorder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The handshake cannot be answered: no handler error, then $disconnect."""
+    with recorder() as gateway:
+
+        async def session() -> None:
+            with pytest.raises(TimeoutError):
+                async with connect(gateway.ws_url + "?sleep=1", open_timeout=0.2):
+                    pass
+
+        with caplog.at_level(logging.ERROR):
+            asyncio.run(session())
+            records = wait_until(
+                lambda: len(r := read_records(recorder.record)) == 2 and r
+            )
+        assert wait_until(lambda: gateway.stats()["connections"] == [])
+    assert routes(records) == ["$connect", "$disconnect"]
+    assert records[1]["requestContext"]["disconnectStatusCode"] == 1006
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_post_before_connect_returns_is_gone(echo: Gateway) -> None:
@@ -680,6 +703,22 @@ def test_configuration_is_validated() -> None:
         with pytest.raises(ValidationError) as invalid:
             ApiGatewayConfig(handler="m:f", **{field: value})
         assert invalid.value.field == field
+
+
+def test_command_line_names_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from agentcore_bridge.local.apigw import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["--handler", "counter:handler", "--port", str(port)])
+    errors = capsys.readouterr().err
+    assert status == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in errors
+    assert "Traceback" not in errors
 
 
 def test_command_line_serves_until_interrupted(tmp_path: Path) -> None:

@@ -191,6 +191,18 @@ def test_results_json_cannot_carry_or_above_6_mb_fail_the_invocation() -> None:
     assert after["count"] == 3
 
 
+def test_an_error_above_6_mb_fails_its_invocation_and_no_other() -> None:
+    """The next invocation gets its own result, from the same warm environment."""
+    with local_apigw("counter:handler", max_concurrency=1) as gateway:
+        failed, error = invoke(gateway, {"raise_big": 9 * 1024 * 1024})
+        _, second = invoke(gateway, {"print": "second"})
+        _, third = invoke(gateway, {})
+    assert failed["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Function.ResponseSizeTooLarge"
+    assert (second["count"], third["count"]) == (2, 3)
+    assert second["pid"] == third["pid"]
+
+
 def test_crashed_environment_is_replaced_by_a_cold_one() -> None:
     with local_apigw("counter:handler") as gateway:
         _, first = invoke(gateway, {})

@@ -4,8 +4,9 @@ Returns ``{"count": <invocations in this environment>, "pid": ...}`` plus
 what the runtime told it. An event (or message body) may ask it to
 ``sleep`` some seconds first, to wait ``until_started`` that many
 invocations have started (so that invocations overlap whatever the
-machine's speed), to ``print`` a line, to ``raise``, to ``exit`` the
-process, or to return a ``big`` string or an ``unserializable`` value.
+machine's speed), to ``print`` a line, to ``raise`` (with a message of
+``raise_big`` characters), to ``exit`` the process, or to return a ``big``
+string or an ``unserializable`` value.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def handler(event, context):
         time.sleep(float(request["sleep"]))
     if request.get("raise"):
         raise RuntimeError("asked to fail")
+    if request.get("raise_big"):
+        raise RuntimeError("x" * int(request["raise_big"]))
     if request.get("exit"):
         os._exit(3)
     if request.get("print"):

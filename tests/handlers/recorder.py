@@ -1,7 +1,8 @@
 """Append every event to the JSON-lines file named by RECORD_FILE.
 
 ``$connect`` answers with the status in the query parameter ``status``
-(200 when absent) and raises when the query has ``fail``.
+(200 when absent), raises when the query has ``fail``, and first waits
+``sleep`` seconds when the query has that.
 
 Each record is one ``write`` on a descriptor opened for appending, so the
 records of environments running at once never interleave; a reader may
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 
 def handler(event, context):
@@ -27,5 +29,6 @@ def handler(event, context):
         query = event.get("queryStringParameters") or {}
         if "fail" in query:
             raise ValueError("connect refused by the handler")
+        time.sleep(float(query.get("sleep", "0")))
         return {"statusCode": int(query.get("status", "200"))}
     return {"statusCode": 200}

@@ -28,6 +28,7 @@ the session on a later connection (docs/lambda.md).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -250,10 +251,13 @@ class LambdaBridge:
         if denied:
             self._log.write(INFO, "connect_rejected", status=403, why=denied, **fields)
             return {"statusCode": 403}
-        principal = _events.authorizer_context(event).get("principalId")
+        # Tokens are issued and checked by message events for the principal
+        # they carry, an API Gateway authorizer's; the hook's own answer
+        # reaches no later event, so it cannot be what a token is bound to.
+        principal = _principal(_events.authorizer_context(event).get("principalId"))
         if self._authorize is not None:
             try:
-                principal = self._authorize(event) or principal
+                self._authorize(event)
             except AuthenticationError as exc:
                 self._log.write(
                     INFO,
@@ -272,7 +276,7 @@ class LambdaBridge:
         resumed = False
         if token is not None:
             try:
-                session_id = self._verify(token, _principal(principal))
+                session_id = self._verify(token, principal)
                 resumed = True
             except SessionTokenError as exc:
                 # A browser cannot see why a handshake failed, so a stale
@@ -830,7 +834,10 @@ def _principal(value: object) -> str | None:
 def _number(value: object, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return default
-    return float(value)
+    # JSON's 1e999 parses as infinity (and Python's parser takes NaN):
+    # neither is a count or a duration, and int() or sleep() would raise.
+    number = float(value)
+    return number if math.isfinite(number) else default
 
 
 def _throttled(error: BaseException | None) -> bool:

@@ -199,22 +199,29 @@ def _invoke(handler: Handler, request: dict[str, Any]) -> bytes:
             ),
         )
     if len(payload) > RESPONSE_LIMIT:
-        return _error_line(
-            request_id,
-            _runtime_error(
-                "Function.ResponseSizeTooLarge",
-                f"Response payload size ({len(payload)} bytes) exceeded maximum "
-                f"allowed payload size ({RESPONSE_LIMIT} bytes).",
-                request_id,
-            ),
-        )
+        return _error_line(request_id, _too_large(len(payload), request_id))
     head = json.dumps({"type": "result", "id": request_id})[:-1]
     return head.encode() + b', "result": ' + payload + b"}\n"
 
 
 def _error_line(request_id: str, error: dict[str, Any]) -> bytes:
-    line = json.dumps({"type": "error", "id": request_id, "error": error})
-    return line.encode() + b"\n"
+    payload = json.dumps(error)
+    if len(payload) > RESPONSE_LIMIT:
+        # An error document is the invocation's response too, and one
+        # longer than the emulator reads as a line would leave its rest in
+        # the channel, where the next invocation would take it as its own.
+        payload = json.dumps(_too_large(len(payload), request_id))
+    line = json.dumps({"type": "error", "id": request_id})[:-1]
+    return line.encode() + b', "error": ' + payload.encode() + b"}\n"
+
+
+def _too_large(size: int, request_id: str) -> dict[str, Any]:
+    return _runtime_error(
+        "Function.ResponseSizeTooLarge",
+        f"Response payload size ({size} bytes) exceeded maximum "
+        f"allowed payload size ({RESPONSE_LIMIT} bytes).",
+        request_id,
+    )
 
 
 def _runtime_error(error_type: str, message: str, request_id: str) -> dict[str, Any]:

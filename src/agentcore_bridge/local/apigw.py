@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -488,7 +489,14 @@ class LocalApiGateway:
         code, reason = 1006, "Connection closed abnormally"
         watchdog: asyncio.Task[None] | None = None
         try:
-            await ws.prepare(request)
+            try:
+                await ws.prepare(request)
+            except ConnectionResetError:
+                # The client gave up while $connect ran: there is nobody to
+                # answer, but the handler accepted the connection and may
+                # have stored it, so $disconnect still follows.
+                logger.info("connection %s left during $connect", connection.id)
+                return ws
             connection.ws = ws
             connection.state = "open"
             connection.opened = connection.last_data = time.monotonic()
@@ -1241,12 +1249,22 @@ def _config_from_args(args: argparse.Namespace) -> ApiGatewayConfig:
     )
 
 
-async def _serve(config: ApiGatewayConfig, host: str, port: int) -> None:
+async def _serve(config: ApiGatewayConfig, host: str, port: int) -> int:
     gateway = LocalApiGateway(config)
     runner = web.AppRunner(gateway.make_app(), shutdown_timeout=2.0)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            # Most often another emulator still running: say so, no traceback.
+            sys.stderr.write(
+                f"agentcore-bridge local-apigw: port {port} on {host} is already "
+                "in use; stop the program using it or choose another with --port\n"
+            )
+            return 1
         bound_port = runner.addresses[0][1]
         url_host = "127.0.0.1" if host in {"0.0.0.0", "", "::"} else host  # noqa: S104
         gateway.set_base_url(f"http://{url_host}:{bound_port}")
@@ -1271,6 +1289,7 @@ async def _serve(config: ApiGatewayConfig, host: str, port: int) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1286,5 +1305,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(config, args.host, args.port))
+        return asyncio.run(_serve(config, args.host, args.port))
     return 0

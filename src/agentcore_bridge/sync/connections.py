@@ -42,8 +42,11 @@ logger = logging.getLogger("agentcore_bridge.connections")
 #: Bounded waits for one call: API Gateway answers a post in milliseconds,
 #: so a call that takes seconds is better reported than waited for.
 DEFAULT_TIMEOUTS = Timeouts(connect=3.0, first_byte=10.0, idle=10.0, total=30.0)
-#: Throttling comes in bursts: a few tries spread over a second or two.
-DEFAULT_RETRIES = Retries(max_attempts=5, base_delay=0.05, max_delay=1.0)
+#: Throttling comes in bursts: a few tries spread over a second or two
+#: (waits of up to 0.05, 0.1 ... 0.8, 1, 1 s; 3.55 s at most, half that on
+#: average with full jitter). Fewer tries would give up within 0.75 s, and
+#: a slow reader's full buffer, answered 429 too, would stop the stream.
+DEFAULT_RETRIES = Retries(max_attempts=8, base_delay=0.05, max_delay=1.0)
 
 # Answers are empty or a small JSON document.
 _MAX_BODY = 64 * 1024
