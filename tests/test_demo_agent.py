@@ -156,6 +156,21 @@ def test_status_answers_with_that_error_status(agent_url: str) -> None:
     assert "error" in json.loads(body)
 
 
+@pytest.mark.parametrize("json_answer", [False, True], ids=["sse", "json"])
+def test_a_prompt_with_a_lone_surrogate_is_echoed_as_its_json_escape(
+    agent_url: str, json_answer: bool
+) -> None:
+    """UTF-8 cannot hold "\\ud800"; the answer carries it JSON-escaped."""
+    raw = b'{"prompt": "a\\ud800b", "json": %s}' % (
+        b"true" if json_answer else b"false"
+    )
+    status, _, body = post(agent_url, None, raw=raw)
+    assert status == 200
+    body.decode()  # valid UTF-8
+    answer = json.loads(body)["answer"] if json_answer else "".join(events(body))
+    assert answer.endswith("You said: a\ud800b")
+
+
 def test_a_body_that_is_not_json_is_a_400(agent_url: str) -> None:
     status, _, body = post(agent_url, None, raw=b"{not json")
     assert status == 400

@@ -150,7 +150,7 @@ async def _invocations(request: web.Request) -> web.StreamResponse:
         if payload.get("echo_headers"):
             body["headers"] = dict(request.headers)
         return web.Response(
-            body=json.dumps(body, ensure_ascii=False).encode(),
+            body=_json_bytes(body),
             headers={"Content-Type": JSON_CONTENT_TYPE},
         )
 
@@ -224,7 +224,17 @@ def _error_event(after: int) -> dict[str, str]:
 
 
 def _sse(value: object) -> bytes:
-    return f"data: {json.dumps(value, ensure_ascii=False)}\n\n".encode()
+    return b"data: " + _json_bytes(value) + b"\n\n"
+
+
+def _json_bytes(value: object) -> bytes:
+    """``value`` as UTF-8 JSON, readable non-ASCII text kept as it is.
+
+    A lone surrogate (a prompt holding ``"\\ud800"``) has no UTF-8 form;
+    it can only stand inside a JSON string, where the backslash escape that
+    ``backslashreplace`` writes is the JSON escape of the same character.
+    """
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def _int_knob(payload: dict[str, Any], name: str, default: int) -> int:
