@@ -452,3 +452,22 @@ def test_the_command_refuses_bad_arguments(arguments: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         agentcore_main(arguments)
     assert exited.value.code == 2
+
+
+@pytest.mark.parametrize("command", ["local-agentcore", "demo-agent"])
+def test_a_port_in_use_is_one_line_naming_the_flag(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentcore_bridge.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main([command, "--host", "127.0.0.1", "--port", str(port)])
+    errors = capsys.readouterr().err
+    assert status == 1
+    assert errors == (
+        f"agentcore-bridge {command}: port {port} on 127.0.0.1 is already in use; "
+        "stop the program using it or choose another port with --port\n"
+    )

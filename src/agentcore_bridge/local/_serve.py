@@ -10,35 +10,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from ..server.cli import listen_error
+
 __all__ = ["base_url", "serve"]
 
 
 def serve(
-    app: web.Application, host: str, port: int, on_ready: Callable[[str], None]
+    app: web.Application,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    *,
+    program: str,
 ) -> int:
     """Serve ``app`` on ``host:port`` until interrupted; return an exit code.
 
     ``on_ready`` receives the base URL (``http://host:port``) once the socket
-    listens, so a caller can print it with the real port.
+    listens, so a caller can print it with the real port. When the socket
+    cannot listen, says why on stderr under ``program``'s name and returns 1.
     """
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(app, host, port, on_ready))
+        return asyncio.run(_serve(app, host, port, on_ready, program))
     return 0
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, on_ready: Callable[[str], None]
-) -> None:
+    app: web.Application,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None],
+    program: str,
+) -> int:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            message = listen_error(
+                host, port, exc, host_setting="--host", port_setting="--port"
+            )
+            sys.stderr.write(f"{program}: {message}\n")
+            return 1
         on_ready(base_url(runner.addresses[0]))
 
         stop = asyncio.Event()
@@ -50,6 +70,7 @@ async def _serve(
         await stop.wait()
     finally:
         await runner.cleanup()
+    return 0
 
 
 def base_url(address: Any) -> str:

@@ -505,7 +505,9 @@ def main(argv: Sequence[str]) -> int:
         ]
         print("\n".join(lines), flush=True)  # noqa: T201
 
-    return serve(app, args.host, args.port, ready)
+    return serve(
+        app, args.host, args.port, ready, program="agentcore-bridge local-agentcore"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

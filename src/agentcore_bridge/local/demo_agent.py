@@ -354,4 +354,6 @@ def main(argv: Sequence[str]) -> int:
     def ready(url: str) -> None:
         print(f"demo agent listening on {url}", flush=True)  # noqa: T201
 
-    return serve(app, args.host, args.port, ready)
+    return serve(
+        app, args.host, args.port, ready, program="agentcore-bridge demo-agent"
+    )
