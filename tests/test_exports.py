@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 
 import pytest
 
-MODULES = [
-    "agentcore_bridge",
-    "agentcore_bridge.agentcore",
-    "agentcore_bridge.aio.agentcore",
-    "agentcore_bridge.config",
-    "agentcore_bridge.credentials",
-    "agentcore_bridge.exceptions",
-    "agentcore_bridge.local.agentcore",
-    "agentcore_bridge.local.demo_agent",
-    "agentcore_bridge.local.emulation",
-    "agentcore_bridge.local.sigv4_verifier",
-    "agentcore_bridge.sessions",
-    "agentcore_bridge.sigv4",
-    "agentcore_bridge.sse",
-    "agentcore_bridge.sync.agentcore",
-    "agentcore_bridge.sync.http",
-]
+import agentcore_bridge
+
+GROUPING_PACKAGES = {
+    "agentcore_bridge.aio",
+    "agentcore_bridge.local",
+    "agentcore_bridge.sync",
+}
+
+# Every module whose name has no leading underscore, walked from the
+# package, so a new module cannot be left out; bare subpackages that only
+# group modules (``aio``, ``local``, ``sync``) define nothing to list.
+MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(agentcore_bridge.__path__, "agentcore_bridge.")
+    if not any(part.startswith("_") for part in info.name.split("."))
+    and info.name not in GROUPING_PACKAGES
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -46,7 +46,7 @@ _default: LambdaBridge | None = None
 _default_lock = threading.Lock()
 
 
-def default_bridge() -> LambdaBridge:
+def _default_bridge() -> LambdaBridge:
     """The bridge behind :func:`handler`, built from the environment on first use.
 
     Raises :class:`~agentcore_bridge.exceptions.ValidationError` naming the
@@ -62,15 +62,15 @@ def default_bridge() -> LambdaBridge:
 
 def handler(event: Mapping[str, Any], context: LambdaContext) -> Any:
     """The ready-made Lambda handler, configured by environment variables."""
-    return default_bridge()(event, context)
+    return _default_bridge()(event, context)
 
 
 def _before_snapshot() -> None:
-    default_bridge().before_snapshot()
+    _default_bridge().before_snapshot()
 
 
 def _after_restore() -> None:
-    default_bridge().after_restore()
+    _default_bridge().after_restore()
 
 
 #: Whether SnapStart hooks were registered at import (for :func:`handler`).

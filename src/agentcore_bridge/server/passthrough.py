@@ -31,7 +31,12 @@ from .sockets import ClientSocket, close_reason
 if TYPE_CHECKING:
     from .app import BridgeServer
 
-__all__ = ["Passthrough", "client_left", "forwardable_close_code"]
+__all__ = [
+    "Passthrough",
+    "client_left",
+    "forwardable_close_code",
+    "refuse_after_upgrade",
+]
 
 logger = logging.getLogger("agentcore_bridge.server")
 
