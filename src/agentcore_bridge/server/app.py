@@ -546,7 +546,14 @@ class BridgeServer:
 
         A pass-through to the agent's ``/ws`` uses its session as much as a
         ``/ws`` connection does: stopping it would end that socket too.
+        Once shutdown has begun, nothing is stopped (see below).
         """
+        if self.draining:
+            # The shutdown closes connections with 1001 and "reconnect": their
+            # clients resume these sessions on another task with their tokens,
+            # and would find them stopped (a cold start, the agent's state
+            # lost). Sessions nobody resumes idle out in AgentCore.
+            return
         in_use = {p.session_id for p in self.passthroughs}
         for connection in self.connections:
             if connection is not closing:
