@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import urllib.request
 from collections.abc import Iterator
 
@@ -225,6 +226,88 @@ def test_serve_reports_a_busy_port() -> None:
     assert result.returncode == 1
     assert f"port {port}" in result.stderr
     assert "already in use" in result.stderr
+
+
+# Runs ``agentcore-bridge serve`` with one step of its start held up, after
+# printing "starting", so that a test can signal it before it listens: the
+# first argument names the step, the others are serve's own.
+SLOW_START = textwrap.dedent(
+    """
+    import asyncio, importlib.abc, sys, time
+
+    step = sys.argv.pop(1)
+    if step == "import":
+        # While the command's modules load.
+        class SlowImport(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "aiohttp":
+                    print("starting", flush=True)
+                    time.sleep(60)
+                return None
+
+        sys.meta_path.insert(0, SlowImport())
+    elif step == "app":
+        # Before the event loop runs.
+        from aiohttp import web
+
+        make_app = web.Application.__init__
+
+        def slow_app(self, *args, **kwargs):
+            print("starting", flush=True)
+            time.sleep(60)
+            make_app(self, *args, **kwargs)
+
+        web.Application.__init__ = slow_app
+    else:
+        # In the event loop, before the socket listens.
+        from aiohttp import web
+
+        listen = web.TCPSite.start
+
+        async def slow_listen(self):
+            print("starting", flush=True)
+            await asyncio.sleep(60)
+            await listen(self)
+
+        web.TCPSite.start = slow_listen
+
+    from agentcore_bridge.cli import main
+
+    sys.exit(main(["serve", *sys.argv[1:]]))
+    """
+)
+
+
+@pytest.mark.parametrize("step", ["import", "app", "listen"])
+def test_ctrl_c_before_serve_listens_exits_130_without_a_traceback(
+    step: str,
+) -> None:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGENTCORE_", "BRIDGE_"))
+    }
+    environ.update({"AGENTCORE_RUNTIME_ARN": ARN, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        [sys.executable, "-c", SLOW_START, step, "--host", "127.0.0.1", "--port", "0"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "starting\n"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    assert "KeyboardInterrupt" not in err
+    assert "listening on" not in out
 
 
 @pytest.mark.parametrize(

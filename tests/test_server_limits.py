@@ -197,6 +197,72 @@ def test_connections_over_the_process_limit_are_closed_with_1013(
     assert ends == ["end", "end", "end"]
 
 
+def test_refused_connections_free_their_slot_at_once_and_close_promptly() -> None:
+    """A burst refused at the cap, whose clients never answer the close frame,
+    neither keeps a client out once a slot is free nor lingers."""
+    with bridge_stack(max_connections=1) as bridge:
+
+        async def scenario() -> tuple[list[bytes], float, str]:
+            holder = await ProtocolClient.connect(bridge.ws_url())
+            refused = await asyncio.gather(
+                *(SilentClient.refused(bridge.ws_url()) for _ in range(20))
+            )
+            refused_at = time.monotonic()
+            await holder.close()
+            # Within the 2 s a close handshake may take: the slot is free
+            # while the refused clients still hold their connections open.
+            wait_for(lambda: bridge.server.open_sockets == 0, timeout=1.0)
+            newcomer = await ProtocolClient.connect(bridge.ws_url())
+            frames = await newcomer.run("in", {"prompt": "let in"})
+            await newcomer.close()
+            for client in refused:
+                await client.until_dropped()
+            lingered = time.monotonic() - refused_at
+            return [c.data for c in refused], lingered, frames[-1]["type"]
+
+        answers, lingered, last = run(scenario())
+    for data in answers:
+        assert data.startswith(b"HTTP/1.1 101 ")
+        # The close frame, unmasked from the server, with code 1013.
+        assert b"\x88" in data
+        assert (1013).to_bytes(2, "big") + b"the server is at its" in data
+    assert lingered < 1.5
+    assert last == "end"
+
+
+class SilentClient:
+    """A WebSocket client that upgrades and never answers a close frame."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.data = b""
+
+    @classmethod
+    async def refused(cls, url: str) -> SilentClient:
+        """Connect to ``url``; return once refused for the connection cap."""
+        host, port = url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
+        client = cls(*await asyncio.open_connection(host, int(port)))
+        client.writer.write(
+            b"GET /ws HTTP/1.1\r\n"
+            + f"Host: {host}:{port}\r\n".encode()
+            + b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        client.data = await asyncio.wait_for(
+            client.reader.readuntil(b"try again later"), timeout=10
+        )
+        return client
+
+    async def until_dropped(self) -> None:
+        """Wait for the server to close the TCP connection."""
+        self.data += await asyncio.wait_for(self.reader.read(), timeout=10)
+        self.writer.close()
+
+
 async def refused_after_upgrade(
     client_class: type[ProtocolClient], url: str
 ) -> tuple[int | None, str]:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -296,3 +297,50 @@ def test_healthz_is_503_while_draining_and_json(emulator: Emulator) -> None:
         assert process.wait(timeout=25) == 0
     assert status == 503
     assert body == {"status": "draining"}
+
+
+def test_with_stop_session_on_disconnect_shutdown_leaves_sessions_to_resume(
+    emulator: Emulator,
+) -> None:
+    """A client's own disconnect stops its session; the shutdown's 1001 does
+    not: that client resumes its session on another task."""
+    env = {"BRIDGE_STOP_SESSION_ON_DISCONNECT": "true"}
+
+    def stops() -> int:
+        return int(emulator.stats()["requests"].get("stop", 0))
+
+    def ws_url(url: str, token: str = "") -> str:
+        query = "?" + urllib.parse.urlencode({"session": token}) if token else ""
+        return url.replace("http", "ws", 1) + "/ws" + query
+
+    before = stops()
+    with serve_process(emulator, env=env) as (process, url):
+
+        async def first_task() -> tuple[str, int | None]:
+            leaving = await ProtocolClient.connect(ws_url(url))
+            await leaving.run("l", {"prompt": "bye"})
+            await leaving.close()
+            wait_for(lambda: stops() == before + 1)
+            staying = await ProtocolClient.connect(ws_url(url))
+            await staying.run("s", {"prompt": "hello"})
+            assert staying.session is not None
+            process.send_signal(signal.SIGTERM)
+            code = (await staying.closed(timeout=20))[0]
+            return str(staying.session["session"]), code
+
+        token, code = run(first_task())
+        assert process.wait(timeout=15) == 0
+    assert code == 1001
+    # The process is gone: any stop it made has reached the emulator.
+    assert stops() == before + 1
+
+    with serve_process(emulator, env=env) as (process, url):
+
+        async def second_task() -> str:
+            client = await ProtocolClient.connect(ws_url(url, token))
+            await client.run("r", {"prompt": "again"})
+            await client.close()
+            return client.text_of("r")
+
+        text = run(second_task())
+    assert text.startswith("Turn 2 of this session.")

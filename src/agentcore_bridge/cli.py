@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from typing import Final
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "INTERRUPTED_EXIT", "main"]
 
 #: subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+#: The exit code after Ctrl-C that no command handled: 128 + SIGINT, as
+#: shells report a process that SIGINT ended.
+INTERRUPTED_EXIT: Final = 130
+
 _USAGE = "usage: agentcore-bridge COMMAND [options]   (COMMAND --help for more)"
 
 
@@ -55,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     module_name, _, function_name = entry[0].partition(":")
     try:
         module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        # Ctrl-C while the command loads (aiohttp takes a moment): the
+        # user changed their mind, which needs no traceback.
+        return INTERRUPTED_EXIT
     except ModuleNotFoundError as exc:
         # Every command runs aiohttp servers, and a plain
         # ``pip install agentcore-bridge`` does not bring aiohttp.

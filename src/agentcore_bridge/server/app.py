@@ -75,6 +75,10 @@ SESSION_PARAMETER: Final = "session"
 #: the end: aiohttp closes the connection with 1009. Smaller oversize
 #: frames get a payload_too_large error and the connection stays open.
 FRAME_CLOSE_FACTOR: Final = 4
+#: Seconds a connection refused at the connection cap has to answer the
+#: close frame before its TCP connection is dropped: a client that answers
+#: at all does so within a round trip.
+REFUSAL_CLOSE_TIMEOUT: Final = 0.5
 # Settings fields of the client, by the variable that configures them.
 _CLIENT_FIELDS = {
     "runtime_arn": "AGENTCORE_RUNTIME_ARN",
@@ -215,9 +219,9 @@ class BridgeServer:
             return refusal
         offered = offered_protocols(request)
         selectable = [SUBPROTOCOL] if SUBPROTOCOL in offered else []
+        if self.open_sockets >= self.settings.max_connections:
+            return await self._refuse_full(request, selectable)
         with self._socket_slot():
-            if self.open_sockets > self.settings.max_connections:
-                return await self._refuse_full(request, selectable)
             admitted = await self._authenticate(request)
             if isinstance(admitted, web.StreamResponse):
                 return admitted
@@ -265,9 +269,9 @@ class BridgeServer:
             return refusal
         offered = offered_protocols(request)
         marker = [SUBPROTOCOL] if SUBPROTOCOL in offered else []
+        if self.open_sockets >= self.settings.max_connections:
+            return await self._refuse_full(request, marker)
         with self._socket_slot():
-            if self.open_sockets > self.settings.max_connections:
-                return await self._refuse_full(request, marker)
             admitted = await self._authenticate(request)
             if isinstance(admitted, web.StreamResponse):
                 return admitted
@@ -408,12 +412,16 @@ class BridgeServer:
             request.remote,
             self.settings.max_connections,
         )
+        # The refused socket takes no slot, and its close handshake gets a
+        # short deadline: a flood of refused connections must neither keep
+        # clients out once a slot is free nor hold file descriptors long.
         return await refuse_after_upgrade(
             request,
             self,
             protocols,
             1013,
             "the server is at its connection limit; try again later",
+            close_timeout=REFUSAL_CLOSE_TIMEOUT,
         )
 
     def session_from_query(
@@ -538,7 +546,14 @@ class BridgeServer:
 
         A pass-through to the agent's ``/ws`` uses its session as much as a
         ``/ws`` connection does: stopping it would end that socket too.
+        Once shutdown has begun, nothing is stopped (see below).
         """
+        if self.draining:
+            # The shutdown closes connections with 1001 and "reconnect": their
+            # clients resume these sessions on another task with their tokens,
+            # and would find them stopped (a cold start, the agent's state
+            # lost). Sessions nobody resumes idle out in AgentCore.
+            return
         in_use = {p.session_id for p in self.passthroughs}
         for connection in self.connections:
             if connection is not closing:

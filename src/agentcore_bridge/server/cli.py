@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from ..cli import INTERRUPTED_EXIT
 from ..config import Settings
 from ..exceptions import ConfigurationError, ValidationError
 from .app import create_app, get_server
@@ -79,6 +80,16 @@ _FLAGS: dict[str, tuple[str, str]] = {
 
 def main(argv: Sequence[str]) -> int:
     """Run ``agentcore-bridge serve`` with ``argv``; return the exit code."""
+    # Once the server listens, SIGINT drains it like SIGTERM (see _serve);
+    # before that, Ctrl-C only means "do not start", which needs no
+    # traceback.
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return INTERRUPTED_EXIT
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="agentcore-bridge serve",
         description=(
@@ -174,8 +185,6 @@ async def _serve(
             message = listen_error(settings.host, settings.port, exc)
             sys.stderr.write(f"agentcore-bridge serve: {message}\n")
             return 1
-        on_ready(_base_url(runner.addresses[0]))
-
         stop = asyncio.Event()
 
         def on_signal() -> None:
@@ -183,10 +192,12 @@ async def _serve(
                 server.hurry()
             stop.set()
 
+        # Before saying it is ready: from then on a signal drains.
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, on_signal)
+        on_ready(_base_url(runner.addresses[0]))
         await stop.wait()
         logger.info("signal received: draining")
         # The listener stays open meanwhile, so the load balancer's health

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from .sockets import ClientSocket, close_reason
+from .sockets import CLOSE_TIMEOUT, ClientSocket, close_reason
 
 if TYPE_CHECKING:
     from .app import BridgeServer
@@ -213,17 +213,20 @@ async def refuse_after_upgrade(
     protocols: list[str],
     code: int,
     reason: str,
+    *,
+    close_timeout: float = CLOSE_TIMEOUT,
 ) -> web.StreamResponse:
     """Complete the upgrade only to close at once with ``code`` and ``reason``.
 
     Browsers see neither the status nor the body of a refused upgrade, only
-    close code 1006; a close frame tells them what happened.
+    close code 1006; a close frame tells them what happened. A client that
+    has not answered it within ``close_timeout`` seconds is dropped.
     """
     try:
         socket = await server.accept_socket(request, protocols)
     except ConnectionResetError:
         return client_left(request)
-    await socket.close(code, reason)
+    await socket.close(code, reason, timeout=close_timeout)
     return socket.ws
 
 

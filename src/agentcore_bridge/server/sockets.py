@@ -309,30 +309,35 @@ class ClientSocket:
         buffered = transport.get_write_buffer_size() if transport is not None else 0
         return self._queued_bytes + buffered
 
-    async def close(self, code: int, reason: str) -> None:
+    async def close(
+        self, code: int, reason: str, *, timeout: float = CLOSE_TIMEOUT
+    ) -> None:
         """Close with ``code`` and ``reason``; return once the connection is closed.
 
         Idempotent: a second call waits for the first close. Never raises
-        and never waits more than about :data:`CLOSE_TIMEOUT` seconds.
+        and never waits more than about ``timeout`` seconds: a peer that has
+        not answered the close frame by then is dropped.
         """
-        closing = self.start_close(code, reason)
+        closing = self.start_close(code, reason, timeout=timeout)
         # Shielded: the caller being cancelled must not leave the socket
         # half closed.
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(closing)
 
-    def start_close(self, code: int, reason: str) -> asyncio.Task[None]:
+    def start_close(
+        self, code: int, reason: str, *, timeout: float = CLOSE_TIMEOUT
+    ) -> asyncio.Task[None]:
         """Start closing (see :meth:`close`) without waiting; return the task."""
         if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close(code, reason))
+            self._closing = asyncio.ensure_future(self._close(code, reason, timeout))
         return self._closing
 
-    async def _close(self, code: int, reason: str) -> None:
+    async def _close(self, code: int, reason: str, timeout: float) -> None:
         # The frames queued before the close go first (a terminal frame,
         # say), within the same time limit as the handshake.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + CLOSE_TIMEOUT
-        await self._flush(CLOSE_TIMEOUT)
+        deadline = loop.time() + timeout
+        await self._flush(timeout)
         self._watchdog.unwatch(self)
         if not self.ws.closed:
             self.sent_close_code = code
