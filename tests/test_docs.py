@@ -61,6 +61,7 @@ Other checks
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import io
@@ -243,6 +244,48 @@ def test_python_sample_runs(
     assert result.returncode == 0, (
         f"the sample at {block.where} failed:\n{result.stdout}{result.stderr}"
     )
+
+
+#: Top-level modules that ``pip install 'agentcore-bridge[server]'``, which
+#: is all ``make demo`` installs, makes importable.
+INSTALLED_WITH_THE_PACKAGE = {
+    "agentcore_bridge",
+    "aiohttp",
+    "botocore",
+    "typing_extensions",
+    "yarl",
+}
+
+
+def sample_imports(block: Block) -> set[str]:
+    """Top-level names of the modules a python sample imports."""
+    names = set()
+    for node in ast.walk(ast.parse(block.text)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def test_pages_say_how_to_install_what_their_samples_import() -> None:
+    """A sample that imports a package the bridge does not install, such as
+    ``websockets`` or ``boto3``, sits on a page that says ``pip install``
+    it: a reader who ran ``make demo`` has only the package and aiohttp."""
+    helpers = {path.stem for path in TESTS.glob("*.py")} | {
+        path.stem for path in SNAPSTART_STAND_IN.glob("*.py")
+    }
+    missing = set()
+    for block in PYTHON_BLOCKS:
+        text = block.page.read_text(encoding="utf-8")
+        for name in sample_imports(block):
+            if name in sys.stdlib_module_names or name in helpers:
+                continue
+            if name in INSTALLED_WITH_THE_PACKAGE:
+                continue
+            if not re.search(rf"pip install [^`\n]*\b{re.escape(name)}\b", text):
+                missing.add((str(block.page.relative_to(ROOT)), name))
+    assert missing == set()
 
 
 def run_server_sample(block: Block, env: dict[str, str], tmp_path: Path) -> None:
