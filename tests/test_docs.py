@@ -57,6 +57,9 @@ Other checks
 - Every ``BRIDGE_`` and ``AGENTCORE_`` name in the docs is a setting, and
   every ``test_...`` name a page cites is a test.
 - The numbers README.md quotes appear on the page it cites for them.
+- A page whose samples import a package that the bridge does not install
+  (``websockets``, ``boto3``) says to ``pip install`` it.
+- docs/local-apigw.md names every key of the emulator's ``/_emulator/stats``.
 """
 
 from __future__ import annotations
@@ -81,10 +84,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import websockets.sync.client
 
 from agentcore_bridge.cli import COMMANDS
 from agentcore_bridge.config import Settings
 from agentcore_bridge.exceptions import ValidationError
+from apigw_stack import local_apigw
 from server_helpers import bridge_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1109,3 +1114,27 @@ def test_cost_page_free_tier_share_is_the_arithmetic_of_its_profile() -> None:
     cost = " ".join((ROOT / "docs" / "cost.md").read_text("utf-8").split())
     words = {0.5: "half", 0.8: "four fifths", 1.0: "all"}[round(share, 2)]
     assert f"{words} of the second row's duration ({duration:,.0f} GB-s)" in cost
+
+
+# docs/local-apigw.md.
+
+
+def test_local_apigw_stats_table_names_every_key_the_emulator_answers() -> None:
+    """The table of ``GET /_emulator/stats`` names every key of the answer,
+    and every field of an environment, a connection and the counters."""
+    text = (ROOT / "docs" / "local-apigw.md").read_text(encoding="utf-8")
+    documented = set(
+        _INLINE_CODE.findall(section(text, "## The emulator's own endpoints"))
+    )
+    with (
+        local_apigw("echo:handler") as gateway,
+        websockets.sync.client.connect(gateway.ws_url),
+    ):
+        stats = gateway.stats()
+    answered = (
+        set(stats)
+        | set(stats["environments"][0])
+        | set(stats["connections"][0])
+        | set(stats["counters"])
+    )
+    assert answered - documented == set()
