@@ -76,6 +76,18 @@ def test_a_stopped_session_starts_cold_again() -> None:
         assert emulator.session_stats(session_id)["cold_starts"] == 2
 
 
+def test_the_agent_keeps_its_memory_of_a_stopped_session() -> None:
+    """Unlike the service, which would start a new microVM, the same agent
+    answers the session's next call, so its turn counter goes on."""
+    with local_stack() as emulator:
+        session_id = new_session_id()
+        call(emulator, payload=PAYLOAD, session_id=session_id)
+        assert stop(emulator, session_id).status == 200
+        answer = call(emulator, payload=PAYLOAD, session_id=session_id)
+        assert emulator.session_stats(session_id)["cold_starts"] == 2
+        assert answer.json()["turn"] == 2
+
+
 def test_an_idle_session_expires_and_starts_cold_again() -> None:
     with local_stack(idle_timeout=60) as emulator:
         session_id = new_session_id()
