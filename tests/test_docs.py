@@ -59,7 +59,8 @@ Other checks
 - The numbers README.md quotes appear on the page it cites for them.
 - A page whose samples import a package that the bridge does not install
   (``websockets``, ``boto3``) says to ``pip install`` it.
-- docs/local-apigw.md names every key of the emulator's ``/_emulator/stats``.
+- docs/local-apigw.md names every key of the emulator's ``/_emulator/stats``
+  and every environment variable a worker gets.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ import websockets.sync.client
 
 from agentcore_bridge.cli import COMMANDS
 from agentcore_bridge.config import Settings
+from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import ValidationError
+from agentcore_bridge.local.apigw import (
+    _INHERITED_VARIABLES,
+    ApiGatewayConfig,
+    LocalApiGateway,
+)
 from apigw_stack import local_apigw
 from server_helpers import bridge_stack
 
@@ -1138,3 +1145,15 @@ def test_local_apigw_stats_table_names_every_key_the_emulator_answers() -> None:
         | set(stats["counters"])
     )
     assert answered - documented == set()
+
+
+def test_local_apigw_lists_every_variable_a_worker_gets() -> None:
+    """The handler's world names each variable the emulator sets for a worker
+    (with a session token and a base URL) and each one it passes on."""
+    text = (ROOT / "docs" / "local-apigw.md").read_text(encoding="utf-8")
+    documented = set(_INLINE_CODE.findall(section(text, "## The handler's world")))
+    credentials = Credentials("AKIDEXAMPLE", "secret", "token")
+    gateway = LocalApiGateway(ApiGatewayConfig("app:handler", credentials=credentials))
+    gateway.set_base_url("http://127.0.0.1:3001")
+    named = set(gateway.worker_environment()) | set(_INHERITED_VARIABLES)
+    assert named - documented == set()
