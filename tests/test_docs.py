@@ -57,10 +57,15 @@ Other checks
 - Every ``BRIDGE_`` and ``AGENTCORE_`` name in the docs is a setting, and
   every ``test_...`` name a page cites is a test.
 - The numbers README.md quotes appear on the page it cites for them.
+- A page whose samples import a package that the bridge does not install
+  (``websockets``, ``boto3``) says to ``pip install`` it.
+- docs/local-apigw.md names every key of the emulator's ``/_emulator/stats``
+  and every environment variable a worker gets.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import importlib
 import io
@@ -80,10 +85,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import websockets.sync.client
 
 from agentcore_bridge.cli import COMMANDS
 from agentcore_bridge.config import Settings
+from agentcore_bridge.credentials import Credentials
 from agentcore_bridge.exceptions import ValidationError
+from agentcore_bridge.local.apigw import (
+    _INHERITED_VARIABLES,
+    ApiGatewayConfig,
+    LocalApiGateway,
+)
+from apigw_stack import local_apigw
 from server_helpers import bridge_stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -243,6 +256,48 @@ def test_python_sample_runs(
     assert result.returncode == 0, (
         f"the sample at {block.where} failed:\n{result.stdout}{result.stderr}"
     )
+
+
+#: Top-level modules that ``pip install 'agentcore-bridge[server]'``, which
+#: is all ``make demo`` installs, makes importable.
+INSTALLED_WITH_THE_PACKAGE = {
+    "agentcore_bridge",
+    "aiohttp",
+    "botocore",
+    "typing_extensions",
+    "yarl",
+}
+
+
+def sample_imports(block: Block) -> set[str]:
+    """Top-level names of the modules a python sample imports."""
+    names = set()
+    for node in ast.walk(ast.parse(block.text)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.partition(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return names
+
+
+def test_pages_say_how_to_install_what_their_samples_import() -> None:
+    """A sample that imports a package the bridge does not install, such as
+    ``websockets`` or ``boto3``, sits on a page that says ``pip install``
+    it: a reader who ran ``make demo`` has only the package and aiohttp."""
+    helpers = {path.stem for path in TESTS.glob("*.py")} | {
+        path.stem for path in SNAPSTART_STAND_IN.glob("*.py")
+    }
+    missing = set()
+    for block in PYTHON_BLOCKS:
+        text = block.page.read_text(encoding="utf-8")
+        for name in sample_imports(block):
+            if name in sys.stdlib_module_names or name in helpers:
+                continue
+            if name in INSTALLED_WITH_THE_PACKAGE:
+                continue
+            if not re.search(rf"pip install [^`\n]*\b{re.escape(name)}\b", text):
+                missing.add((str(block.page.relative_to(ROOT)), name))
+    assert missing == set()
 
 
 def run_server_sample(block: Block, env: dict[str, str], tmp_path: Path) -> None:
@@ -1066,3 +1121,39 @@ def test_cost_page_free_tier_share_is_the_arithmetic_of_its_profile() -> None:
     cost = " ".join((ROOT / "docs" / "cost.md").read_text("utf-8").split())
     words = {0.5: "half", 0.8: "four fifths", 1.0: "all"}[round(share, 2)]
     assert f"{words} of the second row's duration ({duration:,.0f} GB-s)" in cost
+
+
+# docs/local-apigw.md.
+
+
+def test_local_apigw_stats_table_names_every_key_the_emulator_answers() -> None:
+    """The table of ``GET /_emulator/stats`` names every key of the answer,
+    and every field of an environment, a connection and the counters."""
+    text = (ROOT / "docs" / "local-apigw.md").read_text(encoding="utf-8")
+    documented = set(
+        _INLINE_CODE.findall(section(text, "## The emulator's own endpoints"))
+    )
+    with (
+        local_apigw("echo:handler") as gateway,
+        websockets.sync.client.connect(gateway.ws_url),
+    ):
+        stats = gateway.stats()
+    answered = (
+        set(stats)
+        | set(stats["environments"][0])
+        | set(stats["connections"][0])
+        | set(stats["counters"])
+    )
+    assert answered - documented == set()
+
+
+def test_local_apigw_lists_every_variable_a_worker_gets() -> None:
+    """The handler's world names each variable the emulator sets for a worker
+    (with a session token and a base URL) and each one it passes on."""
+    text = (ROOT / "docs" / "local-apigw.md").read_text(encoding="utf-8")
+    documented = set(_INLINE_CODE.findall(section(text, "## The handler's world")))
+    credentials = Credentials("AKIDEXAMPLE", "secret", "token")
+    gateway = LocalApiGateway(ApiGatewayConfig("app:handler", credentials=credentials))
+    gateway.set_base_url("http://127.0.0.1:3001")
+    named = set(gateway.worker_environment()) | set(_INHERITED_VARIABLES)
+    assert named - documented == set()

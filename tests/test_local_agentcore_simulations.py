@@ -76,6 +76,18 @@ def test_a_stopped_session_starts_cold_again() -> None:
         assert emulator.session_stats(session_id)["cold_starts"] == 2
 
 
+def test_the_agent_keeps_its_memory_of_a_stopped_session() -> None:
+    """Unlike the service, which would start a new microVM, the same agent
+    answers the session's next call, so its turn counter goes on."""
+    with local_stack() as emulator:
+        session_id = new_session_id()
+        call(emulator, payload=PAYLOAD, session_id=session_id)
+        assert stop(emulator, session_id).status == 200
+        answer = call(emulator, payload=PAYLOAD, session_id=session_id)
+        assert emulator.session_stats(session_id)["cold_starts"] == 2
+        assert answer.json()["turn"] == 2
+
+
 def test_an_idle_session_expires_and_starts_cold_again() -> None:
     with local_stack(idle_timeout=60) as emulator:
         session_id = new_session_id()
@@ -100,6 +112,28 @@ def test_a_session_ends_at_its_maximum_lifetime_even_when_busy() -> None:
         call(emulator, payload=PAYLOAD, session_id=session_id)
         assert emulator.session_stats(session_id)["cold_starts"] == 2
         assert emulator.stats()["sessions_ended"] == {"lifetime": 1}
+
+
+def test_a_stream_past_its_sessions_lifetime_is_cut_by_the_next_call() -> None:
+    """The clock alone ends nothing: the stream goes on and the stats show the
+    session inactive but not ended, until its next call ends it and cuts it."""
+    with local_stack(max_lifetime=100) as emulator:
+        session_id = new_session_id()
+        slow = {"prompt": "hi", "words": 50, "delay": 0.05}
+        connection, response = open_call(emulator, payload=slow, session_id=session_id)
+        assert response.status == 200
+        assert response.read(14) == b'data: "Turn"\n\n'
+
+        emulator.advance_clock(101)
+        assert not emulator.session_stats(session_id)["active"]
+        assert emulator.stats()["sessions_ended"] == {}
+        assert response.read(12) == b'data: " 1"\n\n'
+
+        assert call(emulator, payload=PAYLOAD, session_id=session_id).status == 200
+        assert emulator.stats()["sessions_ended"] == {"lifetime": 1}
+        with pytest.raises(http.client.IncompleteRead):
+            response.read()
+        connection.close()
 
 
 def test_a_cold_start_over_the_init_timeout_fails_with_424() -> None:
