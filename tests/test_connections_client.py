@@ -265,6 +265,28 @@ def test_throttling_that_outlasts_the_retries_is_raised(scripted: Scripted) -> N
     assert len(scripted.requests) == FAST.max_attempts
 
 
+def test_no_retry_starts_past_the_callers_deadline(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post given a deadline raises its last error instead of waiting past it."""
+    scripted.statuses[:] = [429] * 20
+    naps: list[float] = []
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        time.sleep(seconds)
+
+    client = ConnectionsClient(
+        scripted.url, region="us-east-1", credentials=CREDENTIALS, sleep=nap
+    )
+    # Waits of 0.05, 0.1, 0.2 (0.35 in all) fit in 0.5 s; 0.4 more would not.
+    with pytest.raises(ThrottledError):
+        client.post("abc=", "x", deadline=time.monotonic() + 0.5)
+    assert naps == [0.05, 0.1, 0.2]
+    assert len(scripted.requests) == 4
+
+
 def test_server_errors_are_retried_then_succeed(scripted: Scripted) -> None:
     scripted.statuses[:] = [500]
     client = ConnectionsClient(

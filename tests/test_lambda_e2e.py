@@ -11,6 +11,7 @@ Nothing is mocked. Assertions compare frames and counts, never timings.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import subprocess
 import time
@@ -450,6 +451,50 @@ def test_cancel_stops_the_stream_and_the_invocation_ends_once(
     assert received.terminals("c2")[0]["type"] == "end"
     session_id = TOKENS.verify(received.token(), None, time.time())
     assert stack.session_stats(session_id)["cold_starts"] == 2
+
+
+def test_a_backlog_at_the_deadline_gives_way_to_the_timeout_error(
+    stack: Emulator,
+) -> None:
+    """Uncoalesced chunks still queued near the function's timeout are dropped
+    and counted in the log; the ``timeout`` error arrives after those posted."""
+    log = io.StringIO()
+    with local_apigw(
+        "agentcore_bridge.awslambda:handler",
+        env=bridge_env(stack, BRIDGE_COALESCE_WINDOW="0"),
+        credentials=stack.credentials,
+        # The bridge stops the agent after 2 s. The agent writes its words
+        # far faster than one post per word can go out, so tens of
+        # thousands of chunks are still queued then: posting them all
+        # would outlast the function.
+        function_timeout=4.0,
+        log_stream=log,
+    ) as running:
+
+        async def scenario() -> Received:
+            received = Received()
+            async with connect(running.ws_url) as ws:
+                payload = {"prompt": "flood", "words": 1_000_000, "delay": 0}
+                await ws.send(encode_invoke("late", payload))
+                await received.finish(ws, "late")
+            return received
+
+        received = asyncio.run(scenario())
+        counters = running.stats()["counters"]
+        wait_until(lambda: '"event":"invoke_error"' in log.getvalue())
+
+    assert_well_formed(received, "late")
+    (terminal,) = received.terminals("late")
+    assert terminal["code"] == "timeout"
+    assert counters["posts"] > 0
+    (line,) = [
+        json.loads(text[text.index("{") :])
+        for text in log.getvalue().splitlines()
+        if '"event":"invoke_error"' in text
+    ]
+    assert line["code"] == "timeout"
+    assert line["stop"] == "deadline"
+    assert line["dropped"] > 0
 
 
 # Connecting, warm-up, disconnecting, and the integration timeout: the

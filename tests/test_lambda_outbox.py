@@ -21,6 +21,7 @@ from agentcore_bridge.exceptions import BridgeError, GoneError, ThrottledError
 from agentcore_bridge.protocol import (
     encode_chunk,
     encode_end,
+    encode_error,
     encode_session,
     utf8_size,
 )
@@ -34,9 +35,16 @@ class Sink:
         self.fail_at = fail_at
         self.error = error or GoneError(410, "GoneException", "gone", retryable=False)
         self.lock = threading.Lock()
+        #: The deadline each post was given, in order.
+        self.deadlines: list[float | None] = []
+        #: While set, posts given a deadline (all but terminal ones) fail so.
+        self.refuse_bounded: BridgeError | None = None
 
-    def post(self, text: str) -> None:
+    def post(self, text: str, deadline: float | None = None) -> None:
         with self.lock:
+            self.deadlines.append(deadline)
+            if self.refuse_bounded is not None and deadline is not None:
+                raise self.refuse_bounded
             if self.fail_at is not None and len(self.messages) + 1 >= self.fail_at:
                 raise self.error
             self.messages.append(text)
@@ -187,6 +195,83 @@ def test_other_post_failures_stop_posting_too() -> None:
     outbox.put(chunks(1)[0])
     outbox.close()
     assert stops == [throttled]
+
+
+TIMEOUT = encode_error("q", "timeout", "out of time")
+
+
+def seqs_and_types(sink: Sink) -> list[tuple[Any, str]]:
+    return [(f.get("seq"), f["type"]) for m in sink.frames() for f in m]
+
+
+def test_past_the_deadline_only_the_terminal_frame_is_posted() -> None:
+    """Unposted chunks are dropped and counted; chunk posts carry the deadline."""
+    sink = Sink()
+    now = [0.0]
+    outbox, stops = make(sink, window=0.0, clock=lambda: now[0], deadline=10.0)
+    first, second, *rest = chunks(5)
+    outbox.put(first)
+    outbox.put(second)
+    wait_for(lambda: len(sink.messages) == 2)
+    now[0] = 10.0
+    for frame in rest:
+        outbox.put(frame)
+    outbox.put(TIMEOUT, flush=True)
+    outbox.close()
+    assert seqs_and_types(sink) == [(0, "chunk"), (1, "chunk"), (None, "error")]
+    assert sink.deadlines == [10.0, 10.0, None]
+    assert (outbox.dropped, outbox.messages, stops) == (3, 3, [])
+
+
+def test_past_the_deadline_a_coalesced_batch_keeps_only_its_terminal_frame() -> None:
+    sink = Sink()
+    now = [0.0]
+    outbox, stops = make(sink, clock=lambda: now[0], deadline=10.0)
+    first, *rest = chunks(4)
+    outbox.put(first)
+    wait_for(lambda: len(sink.messages) == 1)
+    for frame in rest:
+        outbox.put(frame)
+    now[0] = 11.0
+    outbox.put(TIMEOUT, flush=True)
+    outbox.close()
+    assert seqs_and_types(sink) == [(0, "chunk"), (None, "error")]
+    assert (outbox.dropped, stops) == (3, [])
+
+
+def test_out_of_time_a_failed_post_drops_its_chunks_not_the_terminal_frame() -> None:
+    """After expire(), a chunk post that fails is dropped, and so is every
+    later chunk (no gap in seq); the terminal frame still goes, nothing stops."""
+    throttled = ThrottledError(429, "LimitExceededException", "slow", retryable=True)
+    sink = Sink()
+    outbox, stops = make(sink, window=0.0, deadline=time.monotonic() + 60.0)
+    first, second, *rest = chunks(5)
+    outbox.put(first)
+    wait_for(lambda: len(sink.messages) == 1)
+    outbox.expire()
+    sink.refuse_bounded = throttled
+    outbox.put(second)
+    wait_for(lambda: outbox.dropped == 1)
+    sink.refuse_bounded = None
+    for frame in rest:
+        outbox.put(frame)
+    outbox.put(TIMEOUT, flush=True)
+    outbox.close()
+    assert seqs_and_types(sink) == [(0, "chunk"), (None, "error")]
+    assert (outbox.dropped, stops, outbox.error) == (4, [], None)
+
+
+def test_before_it_is_out_of_time_a_failed_post_still_stops_posting() -> None:
+    throttled = ThrottledError(429, "LimitExceededException", "slow", retryable=True)
+    sink = Sink()
+    sink.refuse_bounded = throttled
+    outbox, stops = make(sink, window=0.0, deadline=time.monotonic() + 60.0)
+    outbox.put(chunks(1)[0])
+    wait_for(lambda: bool(stops))
+    outbox.put(TIMEOUT, flush=True)
+    outbox.close()
+    assert stops == [throttled]
+    assert (sink.messages, outbox.dropped) == ([], 0)
 
 
 def test_a_silent_invocation_notices_a_gone_client() -> None:

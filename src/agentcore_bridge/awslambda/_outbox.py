@@ -27,6 +27,17 @@ when nothing was posted for ``check_interval`` seconds it asks
 found gone (410), or a post that fails for good, is reported once through
 ``on_stop``, which must make the reader stop (the Lambda adapter cuts the
 AgentCore stream); later frames are dropped.
+
+A ``deadline`` bounds the time spent on everything but the terminal frame,
+which Lambda's timeout would otherwise take from it when ``@connections``
+is slow or throttled: each post of other frames must be over by then
+(retries included), and frames still unposted at the deadline are dropped
+and counted in :attr:`Outbox.dropped`, the terminal frame still posted.
+Once :meth:`Outbox.expire` says the invocation ran out of time, a failed
+post no longer ends posting either: its frames are dropped the same way.
+Dropping never leaves a gap: after one dropped frame, every later frame
+but the terminal one is dropped too, so the client sees an unbroken run of
+``seq`` ending in the terminal frame.
 """
 
 from __future__ import annotations
@@ -54,7 +65,10 @@ class Outbox:
     """Coalesces and posts frames for one invocation; see the module docstring.
 
     ``post`` sends one message (raising a
-    :class:`~agentcore_bridge.exceptions.BridgeError` when it fails);
+    :class:`~agentcore_bridge.exceptions.BridgeError` when it fails) and
+    must be over by its second argument, a ``clock`` time (``None``: no
+    bound of the outbox's own). Frames put with ``flush`` are terminal;
+    others are not posted after ``deadline`` (a ``clock`` time).
     ``check`` raises :class:`~agentcore_bridge.exceptions.GoneError` when
     the client is gone (``None``: never checked). ``on_stop`` is called on
     the outbox's thread with the error that ended posting. Call
@@ -63,7 +77,7 @@ class Outbox:
 
     def __init__(
         self,
-        post: Callable[[str], None],
+        post: Callable[[str, float | None], None],
         *,
         limit: int,
         window: float,
@@ -72,8 +86,11 @@ class Outbox:
         check: Callable[[], None] | None = None,
         check_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        deadline: float | None = None,
     ) -> None:
         self._post_message = post
+        self._deadline = deadline
+        self._expired = False
         self._check = check if check_interval > 0 else None
         self._check_interval = check_interval
         self._limit = limit
@@ -96,10 +113,13 @@ class Outbox:
         self._force = False  # ... at once (a terminal frame)
         self._last_post = -math.inf
         self._last_activity = clock()
+        self._dropping = False  # a frame was dropped: so is every later one
 
         #: Messages posted, and frames they carried (parts count as frames).
         self.messages = 0
         self.frames = 0
+        #: Frames dropped for time (see the module docstring).
+        self.dropped = 0
         #: What ended posting early (GoneError, another BridgeError), if anything.
         self.error: BaseException | None = None
 
@@ -114,6 +134,14 @@ class Outbox:
                 return
             self._queue.append((frame, lazy, flush))
             self._cond.notify()
+
+    def expire(self) -> None:
+        """Say the invocation ran out of time: failed posts now drop, not stop.
+
+        Call it from any thread when the invocation is stopped for time,
+        before its terminal frame is put.
+        """
+        self._expired = True
 
     def close(self, timeout: float | None = None) -> None:
         """Post what is queued, then stop; wait for the thread up to ``timeout``."""
@@ -164,14 +192,17 @@ class Outbox:
         return min(deadlines) - self._clock()
 
     def _add(self, frame: str, lazy: bool, flush: bool) -> None:
+        if not flush and self._late():
+            self.dropped += 1
+            return
         size = utf8_size(frame)
         if self._window <= 0:
             # No coalescing: every frame is a message of its own.
-            self._send_frame(frame, size)
+            self._send_frame(frame, size, flush)
             return
         if size > self._limit:
             self._post_buffer()
-            self._send_frame(frame, size)
+            self._send_frame(frame, size, flush)
             return
         # A batch stays within the metering step (itself within the limit):
         # a frame that would take it over goes into the next one.
@@ -201,28 +232,56 @@ class Outbox:
         buffer = self._buffer
         if not buffer:
             return
+        # A terminal frame flushes the buffer as it arrives: it is the last.
+        final = self._force
         self._buffer = []
         self._buffer_bytes = 0
         self._eager = self._force = False
+        if self._late():
+            kept = buffer[-1:] if final else []
+            self.dropped += len(buffer) - len(kept)
+            buffer = kept
+            if not buffer:
+                return
         text = buffer[0] if len(buffer) == 1 else encode_batch(buffer)
-        self._post(text, len(buffer))
+        self._post(text, len(buffer), final)
 
-    def _send_frame(self, frame: str, size: int) -> None:
+    def _send_frame(self, frame: str, size: int, final: bool) -> None:
         if size <= self._limit:
-            self._post(frame, 1)
+            self._post(frame, 1, final)
             return
         for part in split_frame(frame, self._limit):
-            self._post(part, 1)
+            if not self._post(part, 1, final):
+                # Counted once as a dropped frame; its later parts are not sent.
+                return
 
-    def _post(self, text: str, frames: int) -> None:
+    def _post(self, text: str, frames: int, final: bool) -> bool:
+        """Post ``text``; ``False`` when its frames were dropped instead."""
+        if not final and self._late():
+            self.dropped += frames
+            return False
         self._last_post = self._last_activity = self._clock()
         try:
-            self._post_message(text)
+            self._post_message(text, None if final else self._deadline)
         except BridgeError as exc:
-            self._stop(exc)
-            raise _StopError from exc
+            if final or not self._expired or isinstance(exc, GoneError):
+                self._stop(exc)
+                raise _StopError from exc
+            # Out of time, and this post did not make it before the
+            # deadline: give up on the chunks, not on the terminal frame.
+            logger.debug("post dropped for time: %s", type(exc).__name__)
+            self._dropping = True
+            self.dropped += frames
+            return False
         self.messages += 1
         self.frames += frames
+        return True
+
+    def _late(self) -> bool:
+        """Whether frames other than the terminal one are dropped from now on."""
+        if not self._dropping and self._deadline is not None:
+            self._dropping = self._clock() >= self._deadline
+        return self._dropping
 
     def _maybe_check(self) -> None:
         if self._check is None:

@@ -78,6 +78,11 @@ _UNKEYED = b"agentcore-bridge: session ids without BRIDGE_SESSION_SECRET"
 # Time kept back from the Lambda function's timeout to post the terminal
 # frame once an invocation has to stop.
 _DEADLINE_MARGIN = 2.0
+# The last part of that margin is the terminal frame's alone: no other
+# frame is posted in it (``_outbox``). It is no longer than the margin less
+# the longest wait between two tries of a post (1 s), so a post that gives
+# up for want of time only does so after the invocation was stopped.
+_TERMINAL_TIME = 1.0
 # A warmed environment stays busy at most this long, whatever a ping says.
 _MAX_WARMER_HOLD = 10.0
 # Longest a handshake waits for the warm-up request to be written.
@@ -470,8 +475,9 @@ class LambdaBridge:
         agent = self._agent
         transport = self._agent_transport
         stopper = _Stopper(transport.abort)
+        remaining = context.get_remaining_time_in_millis() / 1000.0
         outbox = Outbox(
-            lambda text: connections.post(connection_id, text),
+            lambda text, by: connections.post(connection_id, text, deadline=by),
             limit=self.settings.message_limit_bytes,
             window=self.settings.coalesce_window,
             batch_bytes=self.settings.coalesce_bytes,
@@ -480,14 +486,19 @@ class LambdaBridge:
             on_stop=lambda exc: stopper.stop(
                 "gone" if isinstance(exc, GoneError) else "failed", exc
             ),
+            deadline=started + remaining - _TERMINAL_TIME,
         )
         frames = InvocationFrames(frame.id)
         if self._tokens is not None:
             token, expires = self._tokens.issue(session_id, principal, self._clock())
             outbox.put(protocol.encode_session(token, expires), lazy=True)
 
+        def out_of_time() -> None:
+            outbox.expire()
+            stopper.stop("deadline")
+
         limit = self._time_limit(context)
-        timer = threading.Timer(limit, stopper.stop, args=("deadline",))
+        timer = threading.Timer(limit, out_of_time)
         timer.daemon = True
         outbox.start()
         timer.start()
@@ -517,7 +528,13 @@ class LambdaBridge:
             self._post_quietly(connections, connection_id, text)
 
         ms = round((time.monotonic() - started) * 1000)
-        done = {**fields, "chunks": frames.seq, "messages": outbox.messages, "ms": ms}
+        done = {
+            **fields,
+            "chunks": frames.seq,
+            "messages": outbox.messages,
+            "dropped": outbox.dropped or None,
+            "ms": ms,
+        }
         if stopper.reason == "gone":
             self._log.write(INFO, "gone", **done)
         elif failure is not None or frames.terminal == "error":

@@ -98,8 +98,14 @@ class ConnectionsClient:
         if self._owns_transport:
             self._transport.close()
 
-    def post(self, connection_id: str, data: str | bytes) -> None:
+    def post(
+        self, connection_id: str, data: str | bytes, *, deadline: float | None = None
+    ) -> None:
         """Send ``data`` to the client as one message (text for ``str``).
+
+        ``deadline`` is a :func:`time.monotonic` time by which the post must
+        be over, retries included; the call raises its last error rather
+        than retry past it.
 
         Raises :class:`~agentcore_bridge.exceptions.GoneError` when the
         client is gone (stop sending to it),
@@ -111,7 +117,7 @@ class ConnectionsClient:
         :class:`~agentcore_bridge.exceptions.TransportError`.
         """
         body = data.encode("utf-8") if isinstance(data, str) else data
-        with self._call("POST", connection_id, body) as response:
+        with self._call("POST", connection_id, body, deadline) as response:
             response.read(limit=_MAX_BODY)
 
     def get(self, connection_id: str) -> dict[str, Any]:
@@ -139,10 +145,17 @@ class ConnectionsClient:
         with self._call("DELETE", connection_id, b"") as response:
             response.read(limit=_MAX_BODY)
 
-    def _call(self, method: str, connection_id: str, body: bytes) -> Response:
+    def _call(
+        self,
+        method: str,
+        connection_id: str,
+        body: bytes,
+        deadline: float | None = None,
+    ) -> Response:
         url = connection_url(self.endpoint, connection_id)
         headers = {"Content-Type": "application/json"} if body else {}
-        deadline = time.monotonic() + (self.timeouts.total or 30.0)
+        total = time.monotonic() + (self.timeouts.total or 30.0)
+        deadline = total if deadline is None else min(total, deadline)
         attempt = 1
         while True:
             try:
