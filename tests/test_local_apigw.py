@@ -774,3 +774,16 @@ def test_command_line_serves_until_interrupted(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_command_line_names_a_host_that_is_not_this_machines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from agentcore_bridge.local.apigw import main
+
+    # TEST-NET-1 (RFC 5737): never an address of this machine.
+    status = main(["--handler", "counter:handler", "--host", "192.0.2.1"])
+    errors = capsys.readouterr().err
+    assert status == 1
+    assert errors.startswith("agentcore-bridge local-apigw: cannot listen on 192.0.2.1")
+    assert "--host is not an address of this machine" in errors

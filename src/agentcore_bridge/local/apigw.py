@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import errno
 import hashlib
 import json
 import logging
@@ -55,6 +54,7 @@ from aiohttp import WSMsgType, web
 
 from ..credentials import Credentials
 from ..exceptions import ValidationError
+from ..server.cli import listen_error
 from ..sigv4 import UNSIGNED_PAYLOAD
 from ._lambda_pool import EnvironmentPool, InvocationResult, PoolSettings
 from .sigv4_verifier import SignatureError, SigV4Verifier
@@ -1257,13 +1257,11 @@ async def _serve(config: ApiGatewayConfig, host: str, port: int) -> int:
         try:
             await web.TCPSite(runner, host, port).start()
         except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
             # Most often another emulator still running: say so, no traceback.
-            sys.stderr.write(
-                f"agentcore-bridge local-apigw: port {port} on {host} is already "
-                "in use; stop the program using it or choose another with --port\n"
+            message = listen_error(
+                host, port, exc, host_setting="--host", port_setting="--port"
             )
+            sys.stderr.write(f"agentcore-bridge local-apigw: {message}\n")
             return 1
         bound_port = runner.addresses[0][1]
         url_host = "127.0.0.1" if host in {"0.0.0.0", "", "::"} else host  # noqa: S104

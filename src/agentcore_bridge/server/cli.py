@@ -233,7 +233,11 @@ def listen_error(
             f"cannot listen on {where}: {host_setting} {host!r} is not an IP "
             "address or a host name that resolves"
         )
-    if exc.errno == errno.EADDRNOTAVAIL:
+    # From Python 3.13, asyncio skips an address that cannot be assigned
+    # (taking it for a disabled address family) and, with none left, raises
+    # an OSError without an errno.
+    not_assignable = exc.errno is None and "could not bind on any address" in str(exc)
+    if exc.errno == errno.EADDRNOTAVAIL or not_assignable:
         return (
             f"cannot listen on {where}: {host_setting} is not an address of "
             "this machine (0.0.0.0 listens on every interface)"
