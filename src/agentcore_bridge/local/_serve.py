@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..server.cli import listen_error
+from .._listen import listen_error
 
 __all__ = ["base_url", "serve"]
 

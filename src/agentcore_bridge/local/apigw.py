@@ -52,9 +52,9 @@ from typing import Any, TextIO
 
 from aiohttp import WSMsgType, web
 
+from .._listen import listen_error
 from ..credentials import Credentials
 from ..exceptions import ValidationError
-from ..server.cli import listen_error
 from ..sigv4 import UNSIGNED_PAYLOAD
 from ._lambda_pool import EnvironmentPool, InvocationResult, PoolSettings
 from .sigv4_verifier import SignatureError, SigV4Verifier

@@ -28,10 +28,11 @@ from pathlib import Path
 
 from aiohttp import hdrs, web
 
+from .._listen import listen_error
 from ..config import Settings
 from ..credentials import Credentials, CredentialSource
 from ..server import create_app, get_server
-from ..server.cli import configure_logging, listen_error
+from ..server.cli import configure_logging
 from .agentcore import (
     DEFAULT_RUNTIME_ARN,
     LOCAL_CREDENTIALS,
